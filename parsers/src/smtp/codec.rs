@@ -1,0 +1,199 @@
+//! SMTP line codec: pure functions over one line (without its CRLF).
+//!
+//! Tolerant by design: commands are matched case-insensitively, a bare LF ends a line as well
+//! as CRLF, and 8-bit bytes are carried through as bytes.
+
+/// A server reply line: `DDD-text` (continuation) or `DDD text` / `DDD` (last line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyLine<'a> {
+    /// Three-digit reply code.
+    pub code: u16,
+    /// Whether more lines of the same reply follow (`-` after the code).
+    pub more: bool,
+    /// Text after the separator.
+    pub text: &'a [u8],
+}
+
+/// Parses a reply line; `None` when it does not start with a three-digit code in 200..=599
+/// (or 1xx-5xx) followed by ` `, `-` or the end of the line.
+pub fn parse_reply(line: &[u8]) -> Option<ReplyLine<'_>> {
+    let digits = line.get(..3)?;
+    if !digits.iter().all(u8::is_ascii_digit) || !(b'1'..=b'5').contains(&digits[0]) {
+        return None;
+    }
+    let code = digits
+        .iter()
+        .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+    match line.get(3) {
+        None => Some(ReplyLine {
+            code,
+            more: false,
+            text: &[],
+        }),
+        Some(b'-') => Some(ReplyLine {
+            code,
+            more: true,
+            text: &line[4..],
+        }),
+        Some(b' ') => Some(ReplyLine {
+            code,
+            more: false,
+            text: &line[4..],
+        }),
+        _ => None,
+    }
+}
+
+/// SMTP commands the dialogue tracker cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// EHLO.
+    Ehlo,
+    /// HELO (and LHLO, which behaves like EHLO for capability purposes).
+    Helo,
+    /// STARTTLS.
+    StartTls,
+    /// AUTH.
+    Auth,
+    /// MAIL FROM.
+    Mail,
+    /// RCPT TO.
+    Rcpt,
+    /// DATA.
+    Data,
+    /// BDAT (CHUNKING).
+    Bdat,
+    /// RSET.
+    Rset,
+    /// QUIT.
+    Quit,
+    /// Any other word (NOOP, VRFY, XCLIENT, junk).
+    Other,
+}
+
+/// A client command line split into its verb and argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Command<'a> {
+    /// The recognised verb.
+    pub verb: Verb,
+    /// Everything after the verb and its separating spaces.
+    pub arg: &'a [u8],
+}
+
+/// Splits a command line. Matching is case-insensitive; `MAIL` and `RCPT` need their
+/// `FROM:`/`TO:` to count as transactions.
+pub fn parse_command(line: &[u8]) -> Command<'_> {
+    let end = line.iter().position(|b| *b == b' ').unwrap_or(line.len());
+    let word = &line[..end];
+    let arg = trim_start(&line[end..]);
+    let verb = match word.len() {
+        4 if word.eq_ignore_ascii_case(b"EHLO") || word.eq_ignore_ascii_case(b"LHLO") => Verb::Ehlo,
+        4 if word.eq_ignore_ascii_case(b"HELO") => Verb::Helo,
+        8 if word.eq_ignore_ascii_case(b"STARTTLS") => Verb::StartTls,
+        4 if word.eq_ignore_ascii_case(b"AUTH") => Verb::Auth,
+        4 if word.eq_ignore_ascii_case(b"MAIL") && starts_with_ci(arg, b"FROM:") => Verb::Mail,
+        4 if word.eq_ignore_ascii_case(b"RCPT") && starts_with_ci(arg, b"TO:") => Verb::Rcpt,
+        4 if word.eq_ignore_ascii_case(b"DATA") => Verb::Data,
+        4 if word.eq_ignore_ascii_case(b"BDAT") => Verb::Bdat,
+        4 if word.eq_ignore_ascii_case(b"RSET") => Verb::Rset,
+        4 if word.eq_ignore_ascii_case(b"QUIT") => Verb::Quit,
+        _ => Verb::Other,
+    };
+    Command { verb, arg }
+}
+
+/// The first whitespace-separated word of `text`.
+pub fn first_word(text: &[u8]) -> &[u8] {
+    let t = trim_start(text);
+    let end = t
+        .iter()
+        .position(|b| b.is_ascii_whitespace())
+        .unwrap_or(t.len());
+    &t[..end]
+}
+
+/// An EHLO capability line split into its keyword (upper-cased) and parameters.
+/// `AUTH=LOGIN PLAIN` (the pre-RFC 4954 form) yields keyword `AUTH` too.
+pub fn parse_capability(text: &[u8]) -> (String, Vec<String>) {
+    let mut words = text
+        .split(|b| *b == b' ' || *b == b'\t')
+        .filter(|w| !w.is_empty());
+    let Some(first) = words.next() else {
+        return (String::new(), Vec::new());
+    };
+    let (kw, inline) = match first.iter().position(|b| *b == b'=') {
+        Some(i) => (&first[..i], Some(&first[i + 1..])),
+        None => (first, None),
+    };
+    let keyword = upper_lossy(kw);
+    let params = inline
+        .into_iter()
+        .filter(|w| !w.is_empty())
+        .chain(words)
+        .map(upper_lossy)
+        .collect();
+    (keyword, params)
+}
+
+/// Upper-cases ASCII and makes the rest valid UTF-8 (capped at 64 bytes: capability words
+/// are short, anything longer is junk).
+pub fn upper_lossy(word: &[u8]) -> String {
+    let cut = &word[..word.len().min(64)];
+    String::from_utf8_lossy(cut).to_ascii_uppercase()
+}
+
+fn trim_start(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|c| *c != b' ').unwrap_or(b.len());
+    &b[start..]
+}
+
+fn starts_with_ci(b: &[u8], prefix: &[u8]) -> bool {
+    b.get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies() {
+        assert_eq!(
+            parse_reply(b"250-STARTTLS"),
+            Some(ReplyLine {
+                code: 250,
+                more: true,
+                text: b"STARTTLS"
+            })
+        );
+        assert_eq!(parse_reply(b"220").map(|r| r.more), Some(false));
+        assert_eq!(parse_reply(b"2500 x"), None);
+        assert_eq!(parse_reply(b"hello"), None);
+        assert_eq!(parse_reply(b"650 x"), None);
+    }
+
+    #[test]
+    fn commands_are_case_insensitive() {
+        assert_eq!(parse_command(b"ehlo client.test").verb, Verb::Ehlo);
+        assert_eq!(parse_command(b"ehlo client.test").arg, b"client.test");
+        assert_eq!(parse_command(b"StartTLS").verb, Verb::StartTls);
+        assert_eq!(parse_command(b"mail from:<a@b>").verb, Verb::Mail);
+        assert_eq!(parse_command(b"MAIL xyz").verb, Verb::Other);
+        assert_eq!(parse_command(b"RCPT TO:<x@y>").verb, Verb::Rcpt);
+        assert_eq!(parse_command(b"\xff\xfe junk").verb, Verb::Other);
+    }
+
+    #[test]
+    fn capabilities() {
+        assert_eq!(
+            parse_capability(b"AUTH PLAIN login"),
+            ("AUTH".into(), vec!["PLAIN".into(), "LOGIN".into()])
+        );
+        assert_eq!(
+            parse_capability(b"AUTH=LOGIN PLAIN"),
+            ("AUTH".into(), vec!["LOGIN".into(), "PLAIN".into()])
+        );
+        assert_eq!(parse_capability(b"size 10240000").0, "SIZE");
+        assert_eq!(parse_capability(b"").0, "");
+    }
+}

@@ -1,0 +1,310 @@
+//! The pipeline: one reader, N workers, one sink stage.
+//!
+//! ```text
+//! reader ──batches──▶ worker 0 (flow shard 0) ─┐
+//!        ──batches──▶ worker 1 (flow shard 1) ─┼─records─▶ sink stage (JSONL, report, ...)
+//!        ──batches──▶ worker N-1              ─┘
+//! ```
+//!
+//! The reader decodes each frame just far enough to name its flow, drops packets of unwatched
+//! ports before copying anything, and appends the TCP facts and payload of the rest to the
+//! batch of the worker that owns the flow (symmetric hash modulo N). Batches travel over
+//! bounded `crossbeam` channels and come back empty for reuse, so the steady state allocates
+//! nothing per packet. Every second of capture time the reader flushes its batches and sends
+//! a tick to every worker, so idle expiry depends only on packet timestamps and the output is
+//! the same for any worker count.
+
+mod batch;
+
+pub use batch::{PacketBatch, PacketMeta};
+
+use crate::capture::OfflineCapture;
+use crate::decode::{self, Skip, TunnelKind};
+use crate::flow::{Endpoint, FlowKey, FlowTable, FlowTableConfig};
+use crate::ports::PortSet;
+use crate::stats::{ReaderStats, RunStats, WorkerStats};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use mailtls_storage::SessionRecord;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How the pipeline is laid out.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Worker threads (flow shards), at least 1.
+    pub workers: usize,
+    /// Watched ports.
+    pub ports: Arc<PortSet>,
+    /// Flow-table settings of each worker (`max_flows` is per worker).
+    pub table: FlowTableConfig,
+    /// Packets per batch before it is handed over.
+    pub batch_packets: usize,
+    /// Capture-time interval between ticks, µs.
+    pub tick_us: i64,
+}
+
+/// Messages from the reader to a worker.
+enum ToWorker {
+    Batch(PacketBatch),
+    Tick(i64),
+}
+
+/// Something that watches the reader's progress (e.g. a progress bar).
+pub trait Progress: Send {
+    /// `bytes` more of the capture files were read.
+    fn advance(&self, bytes: u64);
+}
+
+/// Reads `paths` in order as one packet stream, runs the workers, and passes every record to
+/// `sink` (on a thread of its own). Returns the counters and the sink.
+pub fn run_offline<S>(
+    paths: &[PathBuf],
+    cfg: &PipelineConfig,
+    sink: S,
+    progress: Option<&dyn Progress>,
+) -> (RunStats, S, Vec<String>)
+where
+    S: FnMut(Vec<SessionRecord>) + Send,
+{
+    let started = Instant::now();
+    let workers = cfg.workers.max(1);
+    let mut to_workers: Vec<Sender<ToWorker>> = Vec::with_capacity(workers);
+    let mut free_batches: Vec<Receiver<PacketBatch>> = Vec::with_capacity(workers);
+    let (rec_tx, rec_rx) = bounded::<Vec<SessionRecord>>(256);
+    let mut warnings = Vec::new();
+
+    let (reader_stats, worker_stats, sink) = std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(workers);
+        for i in 0..workers {
+            let (tx, rx) = bounded::<ToWorker>(8);
+            let (free_tx, free_rx) = bounded::<PacketBatch>(16);
+            to_workers.push(tx);
+            free_batches.push(free_rx);
+            let table_cfg = cfg.table.clone();
+            let rec_tx = rec_tx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("mailtls-worker-{i}"))
+                .spawn_scoped(scope, move || worker_loop(rx, free_tx, rec_tx, table_cfg))
+                .expect("spawning a worker thread");
+            handles.push(handle);
+        }
+        drop(rec_tx);
+        let sink_handle = std::thread::Builder::new()
+            .name("mailtls-sink".into())
+            .spawn_scoped(scope, move || {
+                let mut sink = sink;
+                for recs in rec_rx {
+                    sink(recs);
+                }
+                sink
+            })
+            .expect("spawning the sink thread");
+
+        let mut reader = Reader::new(cfg, to_workers, free_batches);
+        for path in paths {
+            match OfflineCapture::open(path) {
+                Ok(mut cap) => {
+                    if let Err(e) = reader.read_file(&mut cap, progress) {
+                        reader.stats.capture_errors += 1;
+                        warnings.push(format!("warning: {e}; sessions read so far are kept"));
+                    }
+                }
+                Err(e) => {
+                    reader.stats.capture_errors += 1;
+                    warnings.push(format!("error: {e}"));
+                }
+            }
+        }
+        let reader_stats = reader.finish();
+        let mut total = WorkerStats::default();
+        for h in handles {
+            match h.join() {
+                Ok(s) => total.merge(&s),
+                Err(_) => warnings.push("error: a worker thread panicked".into()),
+            }
+        }
+        let sink = sink_handle.join().expect("sink thread panicked");
+        (reader_stats, total, sink)
+    });
+    let stats = RunStats {
+        reader: reader_stats,
+        workers: worker_stats,
+        elapsed_secs: started.elapsed().as_secs_f64(),
+    };
+    (stats, sink, warnings)
+}
+
+fn worker_loop(
+    rx: Receiver<ToWorker>,
+    free_tx: Sender<PacketBatch>,
+    rec_tx: Sender<Vec<SessionRecord>>,
+    cfg: FlowTableConfig,
+) -> WorkerStats {
+    let mut table = FlowTable::new(cfg);
+    let mut out: Vec<SessionRecord> = Vec::new();
+    for msg in rx {
+        match msg {
+            ToWorker::Batch(mut batch) => {
+                for m in &batch.meta {
+                    let start = m.payload_start as usize;
+                    let payload = batch
+                        .data
+                        .get(start..start + m.payload_len as usize)
+                        .unwrap_or_default();
+                    table.on_packet(&m.as_flow_packet(payload), &mut |r| out.push(r));
+                }
+                batch.clear();
+                // The reader may have enough batches already; then this one is dropped.
+                let _ = free_tx.try_send(batch);
+            }
+            ToWorker::Tick(now) => table.expire(now, &mut |r| out.push(r)),
+        }
+        if !out.is_empty() && rec_tx.send(std::mem::take(&mut out)).is_err() {
+            break;
+        }
+    }
+    table.drain(&mut |r| out.push(r));
+    if !out.is_empty() {
+        let _ = rec_tx.send(out);
+    }
+    table.stats
+}
+
+/// The reader stage: decode, filter, shard, batch.
+struct Reader<'c> {
+    cfg: &'c PipelineConfig,
+    to_workers: Vec<Sender<ToWorker>>,
+    free_batches: Vec<Receiver<PacketBatch>>,
+    batches: Vec<PacketBatch>,
+    next_tick: Option<i64>,
+    stats: ReaderStats,
+}
+
+impl<'c> Reader<'c> {
+    fn new(
+        cfg: &'c PipelineConfig,
+        to_workers: Vec<Sender<ToWorker>>,
+        free_batches: Vec<Receiver<PacketBatch>>,
+    ) -> Self {
+        let batches = (0..to_workers.len())
+            .map(|_| PacketBatch::with_capacity(cfg.batch_packets))
+            .collect();
+        Reader {
+            cfg,
+            to_workers,
+            free_batches,
+            batches,
+            next_tick: None,
+            stats: ReaderStats::default(),
+        }
+    }
+
+    fn read_file(
+        &mut self,
+        cap: &mut OfflineCapture,
+        progress: Option<&dyn Progress>,
+    ) -> Result<(), crate::capture::CaptureError> {
+        let link = cap.linktype();
+        let mut since_progress = 0u64;
+        while let Some(pkt) = cap.next_packet()? {
+            since_progress += u64::from(pkt.wire_len.min(pkt.data.len() as u32)) + 16;
+            if since_progress > 1 << 20 {
+                if let Some(p) = progress {
+                    p.advance(since_progress);
+                }
+                since_progress = 0;
+            }
+            self.on_frame(link, pkt.ts, pkt.wire_len, pkt.data);
+        }
+        if let Some(p) = progress {
+            p.advance(since_progress);
+        }
+        Ok(())
+    }
+
+    fn on_frame(&mut self, link: i32, ts: i64, wire_len: u32, data: &[u8]) {
+        self.stats.packets += 1;
+        self.stats.bytes += u64::from(wire_len);
+        if (data.len() as u64) < u64::from(wire_len) {
+            self.stats.truncated += 1;
+        }
+        self.maybe_tick(ts);
+        let decoded = decode::decode(link, data);
+        if let Some(kind) = decoded.tunnel {
+            match kind {
+                TunnelKind::Gre => self.stats.tunnel_gre += 1,
+                TunnelKind::Vxlan => self.stats.tunnel_vxlan += 1,
+                TunnelKind::Gtp => self.stats.tunnel_gtp += 1,
+                TunnelKind::Mpls => self.stats.tunnel_mpls += 1,
+                TunnelKind::IpInIp => self.stats.tunnel_ipip += 1,
+            }
+        }
+        let tcp = match decoded.packet {
+            Ok(t) => t,
+            Err(skip) => {
+                match skip {
+                    Skip::NotIp => self.stats.not_ip += 1,
+                    Skip::NotTcp => self.stats.not_tcp += 1,
+                    Skip::Fragment => self.stats.fragments += 1,
+                    Skip::Malformed => self.stats.malformed += 1,
+                    Skip::UnsupportedLink => self.stats.unsupported_link += 1,
+                    Skip::Tunnel(_) => self.stats.tunnel_opaque += 1,
+                }
+                return;
+            }
+        };
+        if !self.cfg.ports.matches(tcp.sport, tcp.dport) {
+            self.stats.unwatched += 1;
+            return;
+        }
+        self.stats.watched += 1;
+        let src = Endpoint {
+            ip: tcp.src,
+            port: tcp.sport,
+        };
+        let dst = Endpoint {
+            ip: tcp.dst,
+            port: tcp.dport,
+        };
+        let (key, _) = FlowKey::new(src, dst);
+        let shard = (key.symmetric_hash() % self.batches.len() as u64) as usize;
+        let batch = &mut self.batches[shard];
+        batch.push(ts, src, dst, &tcp);
+        if batch.meta.len() >= self.cfg.batch_packets {
+            self.flush(shard);
+        }
+    }
+
+    fn maybe_tick(&mut self, ts: i64) {
+        let next = *self.next_tick.get_or_insert(ts + self.cfg.tick_us);
+        if ts < next {
+            return;
+        }
+        self.next_tick = Some(ts + self.cfg.tick_us);
+        for shard in 0..self.batches.len() {
+            self.flush(shard);
+            let _ = self.to_workers[shard].send(ToWorker::Tick(ts));
+        }
+    }
+
+    fn flush(&mut self, shard: usize) {
+        if self.batches[shard].meta.is_empty() {
+            return;
+        }
+        let fresh = self.free_batches[shard]
+            .try_recv()
+            .unwrap_or_else(|_| PacketBatch::with_capacity(self.cfg.batch_packets));
+        let full = std::mem::replace(&mut self.batches[shard], fresh);
+        let _ = self.to_workers[shard].send(ToWorker::Batch(full));
+    }
+
+    fn finish(mut self) -> ReaderStats {
+        for shard in 0..self.batches.len() {
+            self.flush(shard);
+        }
+        // Dropping the senders ends the workers' loops.
+        self.to_workers.clear();
+        self.stats
+    }
+}

@@ -1,0 +1,228 @@
+//! The terminal report of a run: the questions a mail admin asks, answered from the records.
+//!
+//! [`Summary`] folds records one at a time (so it works on a stream of any length, holding
+//! only per-peer aggregates), and [`Summary::render`] prints it with the run's counters.
+
+use crate::stats::RunStats;
+use mailtls_parsers::registry::{cipher_suite, version_name, version_rank};
+use mailtls_storage::SessionRecord;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+use std::net::IpAddr;
+
+/// Rank of TLS 1.2 in [`version_rank`] terms.
+const TLS12_RANK: u8 = 5;
+/// Most rows printed per table.
+const TOP: usize = 15;
+
+#[derive(Debug, Default, Clone)]
+struct Peer {
+    sessions: u64,
+    best_rank: u8,
+    best_code: u16,
+    name: String,
+}
+
+/// Aggregates of a stream of records.
+#[derive(Debug, Default)]
+pub struct Summary {
+    sessions: u64,
+    by_mode: BTreeMap<&'static str, u64>,
+    by_outcome: BTreeMap<&'static str, u64>,
+    by_version: BTreeMap<String, u64>,
+    by_cipher: HashMap<u16, u64>,
+    /// Clients by best version they ever offered (only sessions with a ClientHello).
+    clients: HashMap<IpAddr, Peer>,
+    /// Servers by best version they ever negotiated.
+    servers: HashMap<IpAddr, Peer>,
+    refusals: BTreeMap<(IpAddr, u16), u64>,
+    auth_clear: BTreeMap<(IpAddr, IpAddr, String), u64>,
+    failed_by_alert: BTreeMap<String, u64>,
+}
+
+impl Summary {
+    /// Folds one record in.
+    pub fn add(&mut self, r: &SessionRecord) {
+        self.sessions += 1;
+        *self.by_mode.entry(r.mode.as_str()).or_default() += 1;
+        *self.by_outcome.entry(r.outcome.as_str()).or_default() += 1;
+        if !r.tls_version.is_empty() {
+            *self.by_version.entry(r.tls_version.clone()).or_default() += 1;
+            *self.by_cipher.entry(r.tls_cipher_code).or_default() += 1;
+        }
+        if r.tls_client_version != 0 {
+            let best = r
+                .tls_client_versions
+                .iter()
+                .copied()
+                .chain(std::iter::once(r.tls_client_version))
+                .max_by_key(|v| version_rank(*v))
+                .unwrap_or(0);
+            let p = self.clients.entry(r.client_ip).or_default();
+            p.sessions += 1;
+            if version_rank(best) >= p.best_rank {
+                p.best_rank = version_rank(best);
+                p.best_code = best;
+            }
+            if p.name.is_empty() {
+                p.name = r.ehlo_host.clone();
+            }
+        }
+        if r.tls_version_code != 0 {
+            let p = self.servers.entry(r.server_ip).or_default();
+            p.sessions += 1;
+            let rank = version_rank(r.tls_version_code);
+            if rank >= p.best_rank {
+                p.best_rank = rank;
+                p.best_code = r.tls_version_code;
+            }
+            if p.name.is_empty() {
+                p.name = r.smtp_banner_host.clone();
+            }
+        }
+        if r.starttls_requested && r.starttls_reply != 0 && r.starttls_reply != 220 {
+            *self
+                .refusals
+                .entry((r.server_ip, r.starttls_reply))
+                .or_default() += 1;
+        }
+        if r.auth_cleartext {
+            let key = (r.client_ip, r.server_ip, r.auth_cleartext_mech.clone());
+            *self.auth_clear.entry(key).or_default() += 1;
+        }
+        if r.outcome == mailtls_storage::Outcome::TlsFailed {
+            let why = if r.tls_alert.is_empty() {
+                "no alert (connection closed)".to_string()
+            } else {
+                format!("{} ({})", r.tls_alert, r.tls_alert_by)
+            };
+            *self.failed_by_alert.entry(why).or_default() += 1;
+        }
+    }
+
+    /// Sessions folded so far.
+    pub fn sessions(&self) -> u64 {
+        self.sessions
+    }
+
+    /// The report as text.
+    pub fn render(&self, stats: &RunStats) -> String {
+        let mut o = String::new();
+        let _ = writeln!(o, "mailtls report: {} sessions", self.sessions);
+        section(&mut o, "Sessions by mode");
+        counts(
+            &mut o,
+            self.by_mode.iter().map(|(k, v)| (k.to_string(), *v)),
+            self.sessions,
+        );
+        section(&mut o, "Sessions by outcome");
+        counts(
+            &mut o,
+            self.by_outcome.iter().map(|(k, v)| (k.to_string(), *v)),
+            self.sessions,
+        );
+        section(&mut o, "Negotiated TLS versions");
+        let tls_total: u64 = self.by_version.values().sum();
+        counts(
+            &mut o,
+            self.by_version.iter().map(|(k, v)| (k.clone(), *v)),
+            tls_total,
+        );
+
+        section(&mut o, "Top negotiated cipher suites");
+        let mut ciphers: Vec<_> = self.by_cipher.iter().collect();
+        ciphers.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        for (code, n) in ciphers.into_iter().take(TOP) {
+            let (name, class) = cipher_suite(*code)
+                .map(|c| (c.name, c.class.as_str()))
+                .unwrap_or(("unknown", "unknown"));
+            let _ = writeln!(o, "  {n:>8}  {name} (0x{code:04x}) [{class}]");
+        }
+
+        section(
+            &mut o,
+            "Clients whose best offered version is below TLS 1.2",
+        );
+        peers_below(&mut o, &self.clients, "client");
+        section(
+            &mut o,
+            "Servers whose best negotiated version is below TLS 1.2",
+        );
+        peers_below(&mut o, &self.servers, "server");
+
+        section(&mut o, "STARTTLS refusals (server, reply code)");
+        if self.refusals.is_empty() {
+            let _ = writeln!(o, "  none");
+        }
+        for ((ip, code), n) in self.refusals.iter().take(TOP) {
+            let _ = writeln!(o, "  {n:>8}  {ip} replied {code}");
+        }
+        section(&mut o, "AUTH in clear text (client -> server, mechanism)");
+        if self.auth_clear.is_empty() {
+            let _ = writeln!(o, "  none");
+        }
+        for ((c, s, m), n) in self.auth_clear.iter().take(TOP) {
+            let _ = writeln!(o, "  {n:>8}  {c} -> {s} AUTH {m}");
+        }
+        section(&mut o, "Failed TLS handshakes (first alert)");
+        if self.failed_by_alert.is_empty() {
+            let _ = writeln!(o, "  none");
+        }
+        counts(
+            &mut o,
+            self.failed_by_alert.iter().map(|(k, v)| (k.clone(), *v)),
+            0,
+        );
+
+        section(&mut o, "Capture statistics");
+        for line in stats.to_lines().lines() {
+            let _ = writeln!(o, "  {line}");
+        }
+        o
+    }
+}
+
+fn section(o: &mut String, title: &str) {
+    let _ = writeln!(o, "\n{title}");
+}
+
+fn counts(o: &mut String, rows: impl Iterator<Item = (String, u64)>, total: u64) {
+    let mut rows: Vec<_> = rows.collect();
+    if rows.is_empty() {
+        let _ = writeln!(o, "  none");
+    }
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    for (k, v) in rows {
+        if total > 0 {
+            let pct = v as f64 * 100.0 / total as f64;
+            let _ = writeln!(o, "  {v:>8}  {pct:5.1}%  {k}");
+        } else {
+            let _ = writeln!(o, "  {v:>8}  {k}");
+        }
+    }
+}
+
+fn peers_below(o: &mut String, peers: &HashMap<IpAddr, Peer>, what: &str) {
+    let mut below: Vec<_> = peers
+        .iter()
+        .filter(|(_, p)| p.best_rank < TLS12_RANK)
+        .collect();
+    below.sort_by(|a, b| b.1.sessions.cmp(&a.1.sessions).then(a.0.cmp(b.0)));
+    if below.is_empty() {
+        let _ = writeln!(o, "  none");
+    }
+    let n = below.len();
+    for (ip, p) in below.into_iter().take(TOP) {
+        let best = version_name(p.best_code);
+        let best = if best.is_empty() { "unknown" } else { best };
+        let _ = writeln!(
+            o,
+            "  {:>8}  {ip} {} best {best}",
+            p.sessions,
+            if p.name.is_empty() { "-" } else { &p.name }
+        );
+    }
+    if n > TOP {
+        let _ = writeln!(o, "  ... and {} more {what}s", n - TOP);
+    }
+}

@@ -1,0 +1,170 @@
+//! From a finished [`Session`] to a [`SessionRecord`]: mode and outcome rules, fingerprints,
+//! registry names, direction from the local networks.
+
+use super::{Layer, Session};
+use ipnet::IpNet;
+use mailtls_parsers::fingerprint::{ja3, ja3s, ja4, md5_hex, Transport};
+use mailtls_parsers::registry::{alert_name, cipher_suite, version_name};
+use mailtls_parsers::Dir;
+use mailtls_storage::record::{Direction, EndReason, Mode, Outcome, SessionRecord, Timestamp};
+use std::net::IpAddr;
+
+/// What a record needs beyond the session itself.
+#[derive(Debug, Clone, Default)]
+pub struct RecordContext {
+    /// Sensor name written into every record.
+    pub sensor: String,
+    /// Networks that count as "ours" for the direction field.
+    pub local_nets: Vec<IpNet>,
+}
+
+impl RecordContext {
+    fn is_local(&self, ip: IpAddr) -> bool {
+        self.local_nets.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Direction of a session from `client` to `server`.
+    pub fn direction(&self, client: IpAddr, server: IpAddr) -> Direction {
+        match (self.is_local(client), self.is_local(server)) {
+            (false, true) => Direction::Inbound,
+            (true, false) => Direction::Outbound,
+            (true, true) => Direction::Internal,
+            (false, false) => Direction::External,
+        }
+    }
+}
+
+pub(super) fn build(s: &Session, reason: EndReason, ctx: &RecordContext) -> SessionRecord {
+    let smtp = &s.smtp.summary;
+    let mut r = SessionRecord {
+        ts_start: Timestamp(s.first_ts),
+        ts_end: Timestamp(s.last_ts),
+        sensor: ctx.sensor.clone(),
+        client_ip: s.client.ip,
+        client_port: s.client.port,
+        server_ip: s.server.ip,
+        server_port: s.server.port,
+        vlan: s.vlan,
+        direction: ctx.direction(s.client.ip, s.server.ip),
+        smtp_banner_host: smtp.banner_host.clone(),
+        ehlo_host: smtp.ehlo_host.clone(),
+        helo_verb: smtp.helo_verb.clone(),
+        smtp_capabilities: smtp.capabilities.clone(),
+        starttls_offered: smtp.starttls_offered,
+        starttls_requested: smtp.starttls_requested,
+        starttls_reply: smtp.starttls_reply,
+        auth_mechs: smtp.auth_mechs.clone(),
+        auth_cleartext: smtp.auth_cleartext,
+        auth_cleartext_mech: smtp.auth_cleartext_mech.clone(),
+        plaintext_mail_tx: smtp.mail_tx,
+        plaintext_rcpt: smtp.rcpt,
+        bytes_c2s: s.bytes[0],
+        bytes_s2c: s.bytes[1],
+        packets_c2s: s.packets[0],
+        packets_s2c: s.packets[1],
+        gap_bytes: s.streams[0].stats.gap_bytes + s.streams[1].stats.gap_bytes,
+        tcp_conflicts: s.streams[0].stats.conflicts + s.streams[1].stats.conflicts,
+        midstream: s.midstream,
+        end_reason: reason,
+        ..SessionRecord::default()
+    };
+    if let Some(tls) = s.tls.as_deref() {
+        if let Some(ch) = &tls.client_hello {
+            r.tls_client_version = ch.legacy_version;
+            r.tls_client_versions = ch.versions.clone();
+            r.tls_client_ciphers = ch.ciphers.clone();
+            r.tls_client_extensions = ch.extensions.clone();
+            r.tls_client_groups = ch.groups.clone();
+            r.tls_client_sigalgs = ch.sigalgs.clone();
+            r.tls_client_point_formats = ch.point_formats.clone();
+            r.tls_client_max_version = version_name(ch.max_version()).to_string();
+            r.tls_sni = ch.sni.clone().unwrap_or_default();
+            r.tls_alpn = ch.alpn.clone();
+            r.tls_fallback_scsv = ch.has_fallback_scsv();
+            r.ja3 = ja3(ch);
+            r.ja3_hash = md5_hex(&r.ja3);
+            r.ja4 = ja4(ch, Transport::Tcp);
+        }
+        if let Some(sh) = &tls.server_hello {
+            r.ja3s = ja3s(sh);
+            r.ja3s_hash = md5_hex(&r.ja3s);
+            r.tls_version = version_name(sh.version).to_string();
+            r.tls_version_code = sh.version;
+            r.tls_cipher_code = sh.cipher;
+            if let Some(cs) = cipher_suite(sh.cipher) {
+                r.tls_cipher = cs.name.to_string();
+                r.tls_cipher_class = cs.class.as_str().to_string();
+            }
+            r.tls_server_extensions = sh.extensions.clone();
+        }
+        r.tls_hello_retry = tls.hello_retry;
+        r.tls_resumed = tls.is_resumed();
+        r.tls_established = tls.is_established();
+        if let Some(alert) = tls.alert {
+            r.tls_alert = match alert.description {
+                Some(d) => alert_name(d).to_string(),
+                None => "encrypted".to_string(),
+            };
+            r.tls_alert_by = match alert.by {
+                Dir::ToServer => "client",
+                Dir::ToClient => "server",
+            }
+            .to_string();
+        }
+        if let Some(c) = &tls.certificate {
+            r.cert_subject_cn = c.subject_cn.clone();
+            r.cert_sans = c.sans.clone();
+            r.cert_issuer = c.issuer.clone();
+            r.cert_not_before = Some(Timestamp::from_secs_micros(c.not_before, 0));
+            r.cert_not_after = Some(Timestamp::from_secs_micros(c.not_after, 0));
+            r.cert_key_alg = c.key_alg.clone();
+            r.cert_key_bits = c.key_bits;
+            r.cert_sig_alg = c.sig_alg.clone();
+            r.cert_sha256 = c.sha256.clone();
+            r.cert_self_signed = c.self_signed;
+        }
+        r.cert_chain_len = tls.chain_len;
+        r.tls_handshake_us = tls.handshake_micros().unwrap_or(0);
+    }
+    r.mode = mode(s);
+    r.outcome = outcome(s, &r);
+    r
+}
+
+fn mode(s: &Session) -> Mode {
+    let saw_client_hello = s.tls.as_ref().is_some_and(|t| t.client_hello.is_some());
+    match (s.tls.is_some(), s.implicit_tls) {
+        (true, true) if saw_client_hello || !s.midstream => Mode::ImplicitTls,
+        (true, true) => Mode::Unknown,
+        (true, false) => Mode::Starttls,
+        (false, _) if s.smtp.looks_like_smtp() => Mode::Plaintext,
+        (false, _) if s.layer == Layer::Done && s.smtp.summary.commands > 0 => Mode::Plaintext,
+        _ => Mode::Unknown,
+    }
+}
+
+fn outcome(s: &Session, r: &SessionRecord) -> Outcome {
+    let smtp = &s.smtp.summary;
+    if r.tls_established {
+        return Outcome::Tls;
+    }
+    if let Some(tls) = s.tls.as_deref() {
+        // A ClientHello (or an accepted STARTTLS) that did not end in a handshake.
+        if tls.client_hello.is_some() || !s.implicit_tls {
+            return Outcome::TlsFailed;
+        }
+        return Outcome::Incomplete;
+    }
+    if smtp.starttls_requested && smtp.starttls_reply != 0 && smtp.starttls_reply != 220 {
+        return Outcome::StarttlsRefused;
+    }
+    if r.mode != Mode::Plaintext || smtp.starttls_requested {
+        return Outcome::Incomplete;
+    }
+    match smtp.starttls_offered {
+        Some(true) => Outcome::PlaintextOffered,
+        Some(false) => Outcome::PlaintextNotOffered,
+        None if smtp.helo_verb == "HELO" => Outcome::PlaintextNotOffered,
+        None => Outcome::Incomplete,
+    }
+}

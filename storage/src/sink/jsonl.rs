@@ -1,0 +1,40 @@
+//! JSON Lines sink: one record per line, keys as in [`SessionRecord`].
+
+use super::Sink;
+use crate::{Error, SessionRecord};
+use std::io::{BufWriter, Write};
+
+/// Writes one JSON object per line to any writer (a file, stdout).
+pub struct JsonlSink<W: Write> {
+    out: BufWriter<W>,
+    records: u64,
+}
+
+impl<W: Write> JsonlSink<W> {
+    /// Wraps `out` in a buffered JSONL writer.
+    pub fn new(out: W) -> Self {
+        JsonlSink {
+            out: BufWriter::with_capacity(64 * 1024, out),
+            records: 0,
+        }
+    }
+
+    /// Records written so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+}
+
+impl<W: Write> Sink for JsonlSink<W> {
+    fn write(&mut self, record: &SessionRecord) -> Result<(), Error> {
+        serde_json::to_writer(&mut self.out, record)?;
+        self.out.write_all(b"\n")?;
+        self.records += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        self.out.flush()?;
+        Ok(())
+    }
+}
