@@ -5,7 +5,7 @@
 //! wire (banner host, EHLO name, SNI, certificate fields) are stored as valid UTF-8: bytes
 //! that are not are replaced by U+FFFD before they get here.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// A point in time in microseconds since the Unix epoch (UTC).
@@ -51,8 +51,28 @@ impl Serialize for Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Parses an RFC 3339 timestamp (any offset; sub-microsecond digits are truncated).
+    pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+        let dt = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .ok()?;
+        let micros = dt.unix_timestamp_nanos() / 1_000;
+        i64::try_from(micros).ok().map(Timestamp)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Timestamp::parse_rfc3339(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {text:?}")))
+    }
+}
+
 /// Where the session runs relative to the `--local-net` networks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// Client outside, server inside: mail coming to us.
@@ -79,7 +99,9 @@ impl Direction {
 }
 
 /// How the session carried (or did not carry) TLS.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// SMTP dialogue upgraded with STARTTLS (a TLS ClientHello followed the command).
@@ -106,7 +128,9 @@ impl Mode {
 }
 
 /// The one-word verdict on a session, in order of precedence.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// A TLS handshake completed.
@@ -139,7 +163,7 @@ impl Outcome {
 }
 
 /// Why the sensor stopped following a session.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     /// Both sides sent FIN.
@@ -157,7 +181,8 @@ pub enum EndReason {
 
 /// One SMTP session as the sensor saw it. Every field has a neutral default (empty string,
 /// 0, false, empty array) meaning "not seen"; `starttls_offered` is the one tri-state.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct SessionRecord {
     /// Time of the first packet of the session.
     pub ts_start: Timestamp,
@@ -388,6 +413,18 @@ mod tests {
         let ts = Timestamp::from_secs_micros(1_795_383_914, 7);
         assert_eq!(ts.to_rfc3339(), "2026-11-22T21:45:14.000007Z");
         assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let mut r = SessionRecord::default();
+        r.ts_start = Timestamp::from_secs_micros(1_795_383_914, 123_456);
+        r.tls_client_ciphers = vec![0x1301, 0x0a0a];
+        r.starttls_offered = Some(true);
+        r.cert_not_after = Some(Timestamp(0));
+        let text = serde_json::to_string(&r).unwrap();
+        let back: SessionRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
     }
 
     #[test]
