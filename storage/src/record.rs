@@ -417,11 +417,13 @@ mod tests {
 
     #[test]
     fn json_round_trip() {
-        let mut r = SessionRecord::default();
-        r.ts_start = Timestamp::from_secs_micros(1_795_383_914, 123_456);
-        r.tls_client_ciphers = vec![0x1301, 0x0a0a];
-        r.starttls_offered = Some(true);
-        r.cert_not_after = Some(Timestamp(0));
+        let r = SessionRecord {
+            ts_start: Timestamp::from_secs_micros(1_795_383_914, 123_456),
+            tls_client_ciphers: vec![0x1301, 0x0a0a],
+            starttls_offered: Some(true),
+            cert_not_after: Some(Timestamp(0)),
+            ..SessionRecord::default()
+        };
         let text = serde_json::to_string(&r).unwrap();
         let back: SessionRecord = serde_json::from_str(&text).unwrap();
         assert_eq!(back, r);

@@ -246,6 +246,10 @@ class OutOfScopeUpgrade(UserWarning):
     pass
 
 
+class SensorLimit(UserWarning):
+    pass
+
+
 class OracleFieldSkipped(UserWarning):
     pass
 
@@ -424,12 +428,13 @@ def _check_sessions(capture: str, exps: list, run: Run, failures: list, notes: l
                 if hit > 0:
                     del fields[field]
                     notes.append(f"[{e.tool}] {flow}: {field} not compared: sensor limit ({counter}={hit}): {reason}")
+                    warnings.warn(SensorLimit(f"{capture} {flow} {field}: {counter}={hit}: {reason}"))
                 else:
                     notes.append(f"[{e.tool}] {flow}: SENSOR_LIMITS entry for {field} but {counter} is 0: compared")
         scored = sorted(cands, key=lambda r: len(_mismatches(r, fields)))
         best = scored[0]
         upgrade = NON_SMTP_UPGRADES.get((capture, flow))
-        if upgrade and not oracles.has_tls(best):
+        if upgrade and fields and not oracles.has_tls(best):
             msg = (f"{where}: record present (mode={best.get('mode')}), TLS not parsed: TLS after a "
                    f"{upgrade[0]} dialogue is outside mailtls's SMTP scope ({upgrade[1]})")
             notes.append("NOT PARSED " + msg)
