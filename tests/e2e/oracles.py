@@ -299,9 +299,16 @@ def compare_fields(rec: dict, fields: dict[str, Any]) -> list[tuple[str, Any, An
     ]
 
 
+_TLS_EVIDENCE = (
+    "tls_client_version", "tls_version_code", "tls_version", "tls_cipher", "tls_cipher_code",
+    "ja3", "ja3_hash", "ja3s", "ja3s_hash", "ja4", "tls_sni", "cert_sha256", "cert_subject_cn",
+)
+
+
 def has_tls(rec: dict) -> bool:
-    """Whether mailtls saw a ClientHello or a ServerHello in the session."""
-    return bool(rec.get("tls_client_version") or rec.get("tls_version_code") or rec.get("ja3") or rec.get("ja4"))
+    """Whether the record reports anything of a TLS handshake (a hello, a version, a cipher,
+    a fingerprint, an SNI or a certificate)."""
+    return any(rec.get(k) for k in _TLS_EVIDENCE)
 
 
 # ---------------------------------------------------------------------------------------

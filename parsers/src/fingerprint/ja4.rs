@@ -78,7 +78,7 @@ pub fn ja4(ch: &ClientHello, transport: Transport) -> String {
         .copied()
         .filter(|e| !is_grease(*e))
         .collect();
-    let alpn = alpn_chars(ch.alpn.first().map(String::as_bytes));
+    let alpn = alpn_chars(Some(ch.first_alpn_raw.as_slice()));
 
     let mut a = String::with_capacity(40);
     let _ = write!(
@@ -168,6 +168,7 @@ mod tests {
             ],
             versions: vec![0x0304, 0x0303],
             alpn: vec!["h2".into(), "http/1.1".into()],
+            first_alpn_raw: b"h2".to_vec(),
             ..ClientHello::default()
         };
         assert_eq!(

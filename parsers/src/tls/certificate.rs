@@ -44,6 +44,31 @@ pub struct CertSummary {
 pub struct CertError;
 
 impl CertSummary {
+    /// What is known of a certificate `x509-parser` rejected as a whole (e.g. a UTCTime with
+    /// a zone offset, which RFC 5280 forbids but real CAs have issued): its SHA-256, and the
+    /// subject CN and issuer when those names themselves parse.
+    pub fn unparsed(der: &[u8]) -> Self {
+        let mut out = CertSummary {
+            sha256: hex::encode(Sha256::digest(der)),
+            ..CertSummary::default()
+        };
+        if let Some((issuer, subject)) = tbs_names(der) {
+            if let Ok((_, name)) = x509_parser::x509::X509Name::from_der(subject) {
+                out.subject_cn = name
+                    .iter_common_name()
+                    .next()
+                    .and_then(|cn| cn.as_str().ok())
+                    .map(capped)
+                    .unwrap_or_default();
+                out.self_signed = issuer == subject;
+            }
+            if let Ok((_, name)) = x509_parser::x509::X509Name::from_der(issuer) {
+                out.issuer = capped(&name.to_string());
+            }
+        }
+        out
+    }
+
     /// Summarises one DER certificate.
     pub fn from_der(der: &[u8]) -> Result<Self, CertError> {
         let sha256 = hex::encode(Sha256::digest(der));
@@ -115,6 +140,55 @@ impl CertSummary {
             self_signed: cert.subject().as_raw() == cert.issuer().as_raw(),
         })
     }
+}
+
+/// Splits one DER TLV off `b`: (tag, whole element, rest). Lengths up to 4 bytes.
+fn der_element(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let tag = *b.first()?;
+    let first = *b.get(1)?;
+    let (len, hdr) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let bytes = b.get(2..2 + n)?;
+        (
+            bytes.iter().fold(0usize, |a, x| (a << 8) | usize::from(*x)),
+            2 + n,
+        )
+    };
+    let end = hdr.checked_add(len)?;
+    Some((tag, b.get(..end)?, b.get(end..)?))
+}
+
+/// The DER of the issuer and subject names inside a certificate, found by walking
+/// TBSCertificate (RFC 5280 §4.1) without parsing the other fields.
+fn tbs_names(cert: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (_, cert_seq, _) = der_element(cert)?;
+    let (_, tbs, _) = der_element(cert_seq.get(header_len(cert_seq)?..)?)?;
+    let mut rest = tbs.get(header_len(tbs)?..)?;
+    let (tag, _, after) = der_element(rest)?;
+    if tag == 0xa0 {
+        rest = after; // explicit version
+    }
+    let (_, _, rest) = der_element(rest)?; // serialNumber
+    let (_, _, rest) = der_element(rest)?; // signature
+    let (_, issuer, rest) = der_element(rest)?;
+    let (_, _, rest) = der_element(rest)?; // validity
+    let (_, subject, _) = der_element(rest)?;
+    Some((issuer, subject))
+}
+
+/// Length of the tag and length octets of the element at the start of `b`.
+fn header_len(b: &[u8]) -> Option<usize> {
+    let first = *b.get(1)?;
+    Some(if first < 0x80 {
+        2
+    } else {
+        2 + usize::from(first & 0x7f)
+    })
 }
 
 fn capped(s: &str) -> String {

@@ -59,6 +59,8 @@ pub struct ClientHello {
     pub sni: Option<String>,
     /// ALPN protocol names, lossily made UTF-8.
     pub alpn: Vec<String>,
+    /// The first ALPN protocol name as raw bytes (JA4 reads bytes, not text), capped.
+    pub first_alpn_raw: Vec<u8>,
     /// Whether the legacy session id was non-empty.
     pub session_id: Vec<u8>,
     /// Whether the session_ticket extension carried a ticket.
@@ -105,6 +107,9 @@ impl ClientHello {
             }
             TlsExtension::ALPN(protos) => {
                 self.alpn = protos.iter().map(|p| lossy_capped(p)).collect();
+                if let Some(first) = protos.first() {
+                    self.first_alpn_raw = first[..first.len().min(MAX_NAME_LEN)].to_vec();
+                }
             }
             TlsExtension::SessionTicket(t) => self.has_ticket = !t.is_empty(),
             _ => {
@@ -198,6 +203,50 @@ impl ServerHello {
             }
         }
     }
+}
+
+/// Parses a whole ServerHello handshake message (4-byte header included).
+///
+/// `tls-parser` covers TLS 1.0-1.2 and TLS 1.3 (final and draft 18). Two wire forms it does
+/// not read are handled here: SSLv3 ServerHellos that carry extensions (RFC 5746
+/// renegotiation_info is common), whose extension block it drops, and TLS 1.3 drafts other
+/// than 18 (0x7f0e..0x7f15: version, random, cipher, extensions; no session id or compression).
+pub fn parse_server_hello(msg: &[u8]) -> Option<ServerHello> {
+    let body = msg.get(4..)?;
+    let version = u16::from_be_bytes([*body.first()?, *body.get(1)?]);
+    if (0x7f00..=0x7fff).contains(&version) && version != 0x7f12 {
+        let random = body.get(2..34)?;
+        let cipher = u16::from_be_bytes([*body.get(34)?, *body.get(35)?]);
+        let ext = extension_block(body.get(36..)?);
+        let draft = tls_parser::TlsServerHelloV13Draft18Contents {
+            version: tls_parser::TlsVersion(version),
+            random,
+            cipher: tls_parser::TlsCipherSuiteID(cipher),
+            ext,
+        };
+        return Some(ServerHello::from_draft(&draft));
+    }
+    match tls_parser::parse_tls_message_handshake(msg).ok()?.1 {
+        tls_parser::TlsMessage::Handshake(tls_parser::TlsMessageHandshake::ServerHello(mut sh)) => {
+            if sh.ext.is_none() {
+                // SSLv3: find the block after session id, cipher and compression.
+                let sid_len = usize::from(*body.get(34)?);
+                sh.ext = body.get(35 + sid_len + 3..).and_then(extension_block);
+            }
+            Some(ServerHello::from_parsed(&sh))
+        }
+        tls_parser::TlsMessage::Handshake(
+            tls_parser::TlsMessageHandshake::ServerHelloV13Draft18(sh),
+        ) => Some(ServerHello::from_draft(&sh)),
+        _ => None,
+    }
+}
+
+/// A length-prefixed extension block that fits exactly or with trailing bytes; `None` when
+/// absent or inconsistent.
+fn extension_block(rest: &[u8]) -> Option<&[u8]> {
+    let len = usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]));
+    rest.get(2..2 + len)
 }
 
 /// Iterates over an extension block: yields `(type, whole extension bytes incl. header)`.

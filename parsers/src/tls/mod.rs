@@ -222,11 +222,13 @@ impl TlsParser {
     fn on_record(&mut self, dir: Dir, content_type: u8, body: &[u8], now: i64) {
         match content_type {
             content::CHANGE_CIPHER_SPEC => {
-                let tls13 = self.tls13();
+                // Before any (non-retry) ServerHello, or in TLS 1.3, a CCS is the
+                // middlebox-compatibility dummy (RFC 8446 D.4), not the switch to encryption:
+                // TLS <= 1.2 only sends CCS after the ServerHello.
+                let compat = self.server_hello.is_none() || self.tls13();
                 let d = &mut self.dirs[dir.index()];
                 d.change_cipher_spec = true;
-                // In TLS 1.3 the CCS is a middlebox-compatibility dummy (RFC 8446 D.4).
-                if !tls13 {
+                if !compat {
                     d.encrypted = true;
                 }
                 self.check_established(now);
@@ -304,6 +306,14 @@ impl TlsParser {
     }
 
     fn on_handshake_message(&mut self, dir: Dir, msg: &[u8], now: i64) {
+        if dir == Dir::ToClient && msg.first() == Some(&2) {
+            // ServerHello: some wire forms need more than tls-parser reads (see hello.rs).
+            match hello::parse_server_hello(msg) {
+                Some(sh) => self.set_server_hello(sh),
+                None => self.stats.bad_messages += 1,
+            }
+            return;
+        }
         let parsed = match tls_parser::parse_tls_message_handshake(msg) {
             Ok((_, TlsMessage::Handshake(h))) => h,
             _ => {
@@ -315,21 +325,16 @@ impl TlsParser {
             (Dir::ToServer, TlsMessageHandshake::ClientHello(ch)) => {
                 self.set_client_hello(ClientHello::from_parsed(&ch), now);
             }
-            (Dir::ToClient, TlsMessageHandshake::ServerHello(sh)) => {
-                self.set_server_hello(ServerHello::from_parsed(&sh));
-            }
-            (Dir::ToClient, TlsMessageHandshake::ServerHelloV13Draft18(sh)) => {
-                self.set_server_hello(ServerHello::from_draft(&sh));
-            }
             (Dir::ToClient, TlsMessageHandshake::HelloRetryRequest(_)) => self.hello_retry = true,
-            (Dir::ToClient, TlsMessageHandshake::Certificate(c))
-                if self.certificate.is_none() && !self.certificate_error =>
-            {
+            (Dir::ToClient, TlsMessageHandshake::Certificate(c)) if self.certificate.is_none() => {
                 self.chain_len = u32::try_from(c.cert_chain.len()).unwrap_or(u32::MAX);
                 if let Some(leaf) = c.cert_chain.first() {
                     match CertSummary::from_der(leaf.data) {
                         Ok(s) => self.certificate = Some(s),
-                        Err(_) => self.certificate_error = true,
+                        Err(_) => {
+                            self.certificate_error = true;
+                            self.certificate = Some(CertSummary::unparsed(leaf.data));
+                        }
                     }
                 }
             }
@@ -519,6 +524,28 @@ mod real_bytes {
         assert_eq!((cert.key_alg.as_str(), cert.key_bits), ("RSA", 2048));
         assert_eq!(cert.sig_alg, "sha256WithRSAEncryption");
         assert_eq!(cert.not_after - cert.not_before, 30 * 86400);
+    }
+
+    #[test]
+    fn names_are_kept_when_the_certificate_does_not_parse() {
+        let mut p = TlsParser::new();
+        p.feed(Dir::ToClient, SERVER_FLIGHT, 1);
+        let cert = p.certificate.clone().expect("certificate parsed");
+        // The leaf is the first DER SEQUENCE with a two-byte length ("30 82 hi lo").
+        let start = SERVER_FLIGHT
+            .windows(2)
+            .position(|w| w == [0x30, 0x82])
+            .expect("a DER certificate");
+        let len = 4
+            + ((usize::from(SERVER_FLIGHT[start + 2]) << 8)
+                | usize::from(SERVER_FLIGHT[start + 3]));
+        let der = &SERVER_FLIGHT[start..start + len];
+        assert_eq!(CertSummary::from_der(der).as_ref(), Ok(&cert));
+        let fallback = CertSummary::unparsed(der);
+        assert_eq!(fallback.sha256, cert.sha256);
+        assert_eq!(fallback.subject_cn, cert.subject_cn);
+        assert_eq!(fallback.issuer, cert.issuer);
+        assert!(fallback.self_signed);
     }
 
     #[test]

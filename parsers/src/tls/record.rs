@@ -65,6 +65,17 @@ pub fn looks_like_client_hello(bytes: &[u8]) -> bool {
     }
 }
 
+/// Finds a TLS ClientHello record start inside `bytes` (a handshake record header whose
+/// first message is of type 1). Used to notice a TLS upgrade after a clear-text dialogue that
+/// is not SMTP (IMAP, POP3, FTP, XMPP), whose last message may not end with a newline.
+pub fn find_client_hello(bytes: &[u8]) -> Option<usize> {
+    (0..bytes.len().saturating_sub(HEADER_LEN)).find(|&i| {
+        bytes[i] == content::HANDSHAKE
+            && bytes.get(i + 5) == Some(&1)
+            && RecordHeader::parse(&bytes[i..]).is_some()
+    })
+}
+
 /// Whether `bytes` start like any TLS record.
 pub fn looks_like_tls(bytes: &[u8]) -> bool {
     RecordHeader::parse(bytes).is_some() || sslv2_client_hello_len(bytes).is_some()
@@ -152,6 +163,15 @@ mod tests {
         assert_eq!(ch.legacy_version, 0x0301);
         assert_eq!(ch.ciphers, vec![0x002f]);
         assert!(looks_like_client_hello(&m));
+    }
+
+    #[test]
+    fn client_hello_found_after_xml() {
+        let mut b = b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>".to_vec();
+        let at = b.len();
+        b.extend_from_slice(&[22, 3, 1, 0, 40, 1, 0, 0, 36]);
+        assert_eq!(find_client_hello(&b), Some(at));
+        assert_eq!(find_client_hello(b"EHLO x\r\n"), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! L2-L4 decoding: from a captured frame to the TCP facts the flow table needs.
 //!
-//! Link layers: Ethernet (802.1Q/QinQ through `etherparse`), Linux SLL and SLL2, raw IP
+//! Link layers: Ethernet (802.1Q/QinQ through `etherparse`, PPPoE sessions by hand), Linux SLL
+//! and SLL2, raw IP
 //! (DLT_RAW, LINKTYPE_IPV4/IPV6), BSD loopback (DLT_NULL, DLT_LOOP). Tunnels are unwrapped
 //! where that is cheap and safe (GRE incl. ERSPAN II/III, VXLAN, GTP-U, IP-in-IP, MPLS) and
 //! counted; anything else is counted as skipped, never an error. Nothing here allocates: the
@@ -186,6 +187,19 @@ fn from_ether_type<'a>(
     from_sliced(&p, depth, tunnel)
 }
 
+/// A PPPoE session frame (RFC 2516): 6-byte PPPoE header, 2-byte PPP protocol, then IP.
+fn pppoe_session<'a>(
+    payload: &'a [u8],
+    depth: u8,
+    tunnel: &mut Option<TunnelKind>,
+) -> Result<TcpPacket<'a>, Skip> {
+    let proto = payload.get(6..8).ok_or(Skip::Malformed)?;
+    match u16::from_be_bytes([proto[0], proto[1]]) {
+        0x0021 | 0x0057 => from_ip(&payload[8..], depth, tunnel),
+        _ => Err(Skip::NotIp),
+    }
+}
+
 fn from_ip<'a>(
     bytes: &'a [u8],
     depth: u8,
@@ -238,16 +252,23 @@ fn from_sliced<'a>(
                         _ => None,
                     })
                     .unwrap_or(eth.ether_type());
-                if et == EtherType(0x8847) || et == EtherType(0x8848) {
-                    let inner = p
-                        .link_exts
-                        .last()
-                        .map(|e| match e {
-                            etherparse::LaxLinkExtSlice::Vlan(v) => v.payload_slice(),
-                            etherparse::LaxLinkExtSlice::Macsec(_) => &[][..],
-                        })
-                        .unwrap_or(eth.payload_slice());
-                    return tunnel::mpls(inner, depth, tunnel).map(|mut t| {
+                let inner = p
+                    .link_exts
+                    .last()
+                    .map(|e| match e {
+                        etherparse::LaxLinkExtSlice::Vlan(v) => v.payload_slice(),
+                        etherparse::LaxLinkExtSlice::Macsec(_) => &[][..],
+                    })
+                    .unwrap_or(eth.payload_slice());
+                let unwrapped = if et == EtherType(0x8847) || et == EtherType(0x8848) {
+                    Some(tunnel::mpls(inner, depth, tunnel))
+                } else if et == EtherType(0x8864) {
+                    Some(pppoe_session(inner, depth, tunnel))
+                } else {
+                    None
+                };
+                if let Some(result) = unwrapped {
+                    return result.map(|mut t| {
                         if t.vlan == 0 {
                             t.vlan = vlan;
                         }

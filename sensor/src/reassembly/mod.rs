@@ -68,8 +68,13 @@ pub struct Stream {
 
 impl Stream {
     /// Sets offset 0 to follow a SYN with sequence number `isn`.
+    ///
+    /// A later SYN (or SYN-ACK) with another ISN re-bases the stream as long as no payload
+    /// has been taken in yet: servers that answer a retransmitted SYN with a fresh ISN send
+    /// their data relative to the last one.
     pub fn on_syn(&mut self, isn: u32) {
-        if self.base_seq.is_none() {
+        let nothing_yet = self.next == 0 && self.out_of_order.is_empty();
+        if self.base_seq.is_none() || nothing_yet {
             self.base_seq = Some(isn.wrapping_add(1));
         }
     }

@@ -186,19 +186,39 @@ impl Session {
         }
         let ready = self.streams[d].ready();
         let used = match self.layer {
-            Layer::Smtp => {
-                if dir == Dir::ToServer
-                    && self.smtp.awaiting_starttls_reply()
-                    && tls_record::looks_like_client_hello(ready)
+            Layer::Smtp if dir == Dir::ToServer && self.smtp.awaiting_starttls_reply() => {
+                if tls_record::looks_like_client_hello(ready)
                     && (self.server_gap_pending_starttls
                         || tls_record::looks_like_tls(self.streams[1].ready()))
                 {
+                    // The 220 was lost, but TLS follows STARTTLS on both sides.
                     self.smtp.force_tls();
                     0
                 } else {
                     self.smtp.feed(dir, ready)
                 }
             }
+            Layer::Smtp if dir == Dir::ToServer => {
+                // A ClientHello after a clear-text dialogue without an SMTP STARTTLS: another
+                // protocol's upgrade (IMAP, POP3, FTP, XMPP, whose last message may not end in
+                // a newline) or a client that starts TLS after the banner. The clear text before
+                // it is parsed; the binary bytes must never be read as command lines.
+                match tls_record::find_client_hello(ready) {
+                    None => self.smtp.feed(dir, ready),
+                    Some(at) => {
+                        let used = self.smtp.feed(dir, &ready[..at]);
+                        if self.smtp.phase() == Phase::Dialogue
+                            && !self.smtp.awaiting_starttls_reply()
+                        {
+                            self.streams[d].consume(at);
+                            self.upgrade_without_starttls();
+                            return true;
+                        }
+                        used
+                    }
+                }
+            }
+            Layer::Smtp => self.smtp.feed(dir, ready),
             Layer::Tls => match self.tls.as_mut() {
                 Some(tls) => tls.feed(dir, ready, ts),
                 None => 0,
@@ -227,6 +247,19 @@ impl Session {
             }
             _ => {}
         }
+    }
+
+    /// Switches to TLS on a ClientHello that no SMTP STARTTLS announced; whatever the server
+    /// sent last in clear is skipped by the TLS parser's resync.
+    fn upgrade_without_starttls(&mut self) {
+        self.layer = Layer::Tls;
+        let mut tls = Box::<TlsParser>::default();
+        if !self.streams[1].ready().is_empty()
+            && !tls_record::looks_like_tls(self.streams[1].ready())
+        {
+            tls.gap(Dir::ToClient);
+        }
+        self.tls = Some(tls);
     }
 
     fn stop_buffering(&mut self) {
@@ -265,9 +298,11 @@ impl Session {
         if ready.is_empty() {
             return false;
         }
+        // A connection seen from its start opens TLS with a ClientHello; one picked up
+        // midstream may already be inside TLS records of any type.
         let tls_like = match dir {
-            Dir::ToServer => tls_record::looks_like_client_hello(ready),
-            Dir::ToClient => tls_record::looks_like_tls(ready),
+            Dir::ToServer if !self.midstream => tls_record::looks_like_client_hello(ready),
+            _ => tls_record::looks_like_tls(ready),
         };
         let may_grow_into_tls = ready.len() < tls_record::HEADER_LEN
             && (ready[0] >= 0x80 || (20..=24).contains(&ready[0]));
