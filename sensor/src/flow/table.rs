@@ -250,3 +250,102 @@ impl FlowTable {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::flags::{ACK, FIN, SYN};
+    use mailtls_storage::record::Mode;
+
+    fn cfg(max_flows: usize) -> FlowTableConfig {
+        FlowTableConfig {
+            max_flows,
+            idle_timeout_us: 300_000_000,
+            linger_us: 10_000_000,
+            stream: StreamConfig::default(),
+            ports: Arc::new(PortSet::mail_default()),
+            context: Arc::new(RecordContext::default()),
+        }
+    }
+
+    fn ep(ip: &str, port: u16) -> Endpoint {
+        Endpoint {
+            ip: ip.parse().unwrap(),
+            port,
+        }
+    }
+
+    fn pkt<'a>(
+        ts: i64,
+        src: Endpoint,
+        dst: Endpoint,
+        seq: u32,
+        flags: u8,
+        payload: &'a [u8],
+    ) -> FlowPacket<'a> {
+        FlowPacket {
+            ts,
+            src,
+            dst,
+            seq,
+            ack: 0,
+            flags,
+            vlan: 0,
+            payload,
+        }
+    }
+
+    #[test]
+    fn syn_flood_stays_under_the_cap_and_counts_evictions() {
+        let mut t = FlowTable::new(cfg(1000));
+        let mut records = 0u64;
+        let server = ep("192.0.2.1", 25);
+        for i in 0..20_000u32 {
+            let client = Endpoint {
+                ip: std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)),
+                port: 40000,
+            };
+            t.on_packet(&pkt(i64::from(i), client, server, i, SYN, b""), &mut |_| {
+                records += 1
+            });
+            assert!(t.len() <= 1000);
+        }
+        assert!(t.stats.evicted >= 19_000);
+        t.drain(&mut |_| records += 1);
+        assert_eq!(records, 20_000, "every flow is emitted exactly once");
+    }
+
+    #[test]
+    fn idle_sessions_expire_and_late_packets_are_absorbed() {
+        let mut t = FlowTable::new(cfg(100));
+        let (c, s) = (ep("198.51.100.7", 50000), ep("192.0.2.1", 25));
+        let mut out = Vec::new();
+        t.on_packet(&pkt(0, c, s, 1, SYN, b""), &mut |r| out.push(r));
+        t.on_packet(&pkt(1, s, c, 500, SYN | ACK, b""), &mut |r| out.push(r));
+        t.on_packet(
+            &pkt(2, s, c, 501, ACK, b"220 mx.example ESMTP\r\n"),
+            &mut |r| out.push(r),
+        );
+        t.expire(100_000_000, &mut |r| out.push(r));
+        assert!(out.is_empty());
+        t.expire(400_000_000, &mut |r| out.push(r));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].smtp_banner_host, "mx.example");
+        assert_eq!(out[0].mode, Mode::Plaintext);
+
+        // A closed connection: trailing ACKs do not make a second record.
+        let c2 = ep("198.51.100.8", 50001);
+        t.on_packet(&pkt(500_000_000, c2, s, 1, SYN, b""), &mut |r| out.push(r));
+        t.on_packet(&pkt(500_000_001, c2, s, 2, FIN | ACK, b""), &mut |r| {
+            out.push(r)
+        });
+        t.on_packet(&pkt(500_000_002, s, c2, 9, FIN | ACK, b""), &mut |r| {
+            out.push(r)
+        });
+        t.on_packet(&pkt(500_000_003, c2, s, 3, ACK, b""), &mut |r| out.push(r));
+        assert_eq!(out.len(), 2);
+        assert_eq!(t.stats.late_packets, 1);
+        t.drain(&mut |r| out.push(r));
+        assert_eq!(out.len(), 2);
+    }
+}
