@@ -207,8 +207,10 @@ impl Session {
                     None => self.smtp.feed(dir, ready),
                     Some(at) => {
                         let used = self.smtp.feed(dir, &ready[..at]);
+                        // After a refused STARTTLS the server stays in clear text (Postfix
+                        // answers the ClientHello with "500 bad syntax"): not an upgrade.
                         if self.smtp.phase() == Phase::Dialogue
-                            && !self.smtp.awaiting_starttls_reply()
+                            && !self.smtp.summary.starttls_requested
                         {
                             self.streams[d].consume(at);
                             self.upgrade_without_starttls();
