@@ -14,3 +14,5 @@ cargo test --release --quiet 2>&1 | tee /tmp/mailtls-cargo-test.log
 echo "== end-to-end tests"
 cargo build --release --quiet
 .venv/bin/python -m pytest -q tests/e2e "$@"
+echo "== ClickHouse tests (Debian's clickhouse-server 18.16 + chdb / ClickHouse 26.x)"
+bash tests/clickhouse/run.sh

@@ -6,10 +6,13 @@ use crate::pipeline::PipelineConfig;
 use crate::ports::PortSet;
 use crate::reassembly::StreamConfig;
 use crate::session::RecordContext;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
+use mailtls_storage::schema::{ClusterConfig, SchemaConfig, ServerGeneration};
+use mailtls_storage::sink::clickhouse::{ClickhouseConfig, Credentials, SkipExisting};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// mailtls: how your mail actually uses TLS, seen passively.
 #[derive(Debug, Parser)]
@@ -24,7 +27,185 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read capture files (pcap or pcapng) and report every SMTP session.
-    Read(ReadArgs),
+    Read(Box<ReadArgs>),
+    /// Print the ClickHouse DDL (the sink applies it itself unless told not to).
+    Schema(SchemaArgs),
+}
+
+/// Arguments of `mailtls schema`.
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Which server generation to render for: modern (23.8 and later) or legacy (18.16 ..).
+    #[arg(long, value_enum, default_value = "modern")]
+    pub server: ServerArg,
+    /// Names, retention and cluster mode, as for the sink.
+    #[command(flatten)]
+    pub schema: SchemaOptions,
+}
+
+/// A ClickHouse server generation on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ServerArg {
+    /// ClickHouse 23.8 LTS and later.
+    Modern,
+    /// ClickHouse before 23.8 (Debian 12's 18.16).
+    Legacy,
+}
+
+impl From<ServerArg> for ServerGeneration {
+    fn from(a: ServerArg) -> Self {
+        match a {
+            ServerArg::Modern => ServerGeneration::Modern,
+            ServerArg::Legacy => ServerGeneration::Legacy,
+        }
+    }
+}
+
+/// Schema options shared by `schema` and the sink.
+#[derive(Debug, Args, Clone)]
+pub struct SchemaOptions {
+    /// ClickHouse database.
+    #[arg(
+        long = "clickhouse-database",
+        value_name = "NAME",
+        default_value = "mailtls"
+    )]
+    pub database: String,
+    /// Raw session table.
+    #[arg(
+        long = "clickhouse-table",
+        value_name = "NAME",
+        default_value = "sessions"
+    )]
+    pub table: String,
+    /// Keep raw sessions and sensor_stats this many days (modern servers; TTL).
+    #[arg(long = "clickhouse-ttl-days", value_name = "DAYS")]
+    pub ttl_days: Option<u32>,
+    /// Keep the hourly rollup this many days (modern servers; TTL).
+    #[arg(long = "clickhouse-rollup-ttl-days", value_name = "DAYS")]
+    pub rollup_ttl_days: Option<u32>,
+    /// Cluster mode: local tables plus Distributed tables over the cluster NAME.
+    #[arg(long = "clickhouse-cluster", value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// In cluster mode, use Replicated*MergeTree local tables (needs Keeper/ZooKeeper).
+    #[arg(long = "clickhouse-replicated", requires = "cluster")]
+    pub replicated: bool,
+    /// In cluster mode, do not add ON CLUSTER (run the DDL on every node yourself).
+    #[arg(long = "clickhouse-no-on-cluster", requires = "cluster")]
+    pub no_on_cluster: bool,
+}
+
+impl SchemaOptions {
+    /// The storage crate's schema configuration.
+    pub fn to_schema(&self) -> SchemaConfig {
+        SchemaConfig {
+            database: self.database.clone(),
+            table: self.table.clone(),
+            ttl_days: self.ttl_days,
+            rollup_ttl_days: self.rollup_ttl_days,
+            cluster: self.cluster.as_ref().map(|name| ClusterConfig {
+                name: name.clone(),
+                replicated: self.replicated,
+                on_cluster: !self.no_on_cluster,
+            }),
+        }
+    }
+}
+
+/// When to skip rows ClickHouse already holds.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SkipExistingArg {
+    /// Never check (batch ids still deduplicate retries).
+    Never,
+    /// Check when the previous run died without closing its spool.
+    AfterCrash,
+    /// Always check (re-reading captures that may have been loaded).
+    Always,
+}
+
+/// Options of the ClickHouse sink.
+#[derive(Debug, Args, Clone)]
+pub struct ClickhouseArgs {
+    /// Stream records into ClickHouse at URL (http://host:8123 or https://host:8443).
+    #[arg(long, value_name = "URL")]
+    pub clickhouse: Option<String>,
+    /// ClickHouse user (else $MAILTLS_CLICKHOUSE_USER, else the credentials file).
+    #[arg(long = "clickhouse-user", value_name = "USER")]
+    pub user: Option<String>,
+    /// ClickHouse password (else $MAILTLS_CLICKHOUSE_PASSWORD, else the credentials file).
+    #[arg(long = "clickhouse-password", value_name = "PASSWORD")]
+    pub password: Option<String>,
+    /// File with `user = NAME` and `password = SECRET` lines.
+    #[arg(long = "clickhouse-credentials", value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+    /// Extra CA certificates (PEM) trusted for https.
+    #[arg(long = "clickhouse-ca-file", value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// A batch closes at this many rows ...
+    #[arg(
+        long = "clickhouse-batch-rows",
+        value_name = "N",
+        default_value_t = 10_000
+    )]
+    pub batch_rows: usize,
+    /// ... or this many milliseconds after its first row.
+    #[arg(
+        long = "clickhouse-batch-ms",
+        value_name = "MS",
+        default_value_t = 1000
+    )]
+    pub batch_ms: u64,
+    /// Spool directory for batches ClickHouse cannot take now (replayed in order later,
+    /// also by the next run).
+    #[arg(long = "clickhouse-spool", value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+    /// Spool size cap; past it rows are dropped (loudly, counted).
+    #[arg(long = "clickhouse-spool-max-bytes", value_name = "BYTES", default_value_t = 1 << 30)]
+    pub spool_max_bytes: u64,
+    /// Do not create or upgrade the schema at start.
+    #[arg(long = "clickhouse-no-create-schema")]
+    pub no_create_schema: bool,
+    /// When to skip rows ClickHouse already holds (by session id).
+    #[arg(
+        long = "clickhouse-skip-existing",
+        value_enum,
+        default_value = "after-crash"
+    )]
+    pub skip_existing: SkipExistingArg,
+    /// Schema names, retention, cluster mode.
+    #[command(flatten)]
+    pub schema: SchemaOptions,
+}
+
+impl ClickhouseArgs {
+    /// The sink configuration, or `None` without `--clickhouse`.
+    pub fn to_config(&self) -> Result<Option<ClickhouseConfig>, String> {
+        let Some(url) = &self.clickhouse else {
+            return Ok(None);
+        };
+        let mut cfg = ClickhouseConfig::new(url.clone());
+        cfg.schema = self.schema.to_schema();
+        cfg.credentials = Credentials::resolve(
+            self.user.as_deref(),
+            self.password.as_deref(),
+            self.credentials.as_deref(),
+            |k| std::env::var(k).ok(),
+        )
+        .map_err(|e| e.to_string())?;
+        cfg.ca_file = self.ca_file.clone();
+        cfg.batch_rows = self.batch_rows;
+        cfg.batch_max_age = Duration::from_millis(self.batch_ms);
+        cfg.spool_dir = self.spool.clone();
+        cfg.spool_max_bytes = self.spool_max_bytes;
+        cfg.create_schema = !self.no_create_schema;
+        cfg.skip_existing = match self.skip_existing {
+            SkipExistingArg::Never => SkipExisting::Never,
+            SkipExistingArg::AfterCrash => SkipExisting::AfterCrash,
+            SkipExistingArg::Always => SkipExisting::Always,
+        };
+        cfg.validate().map_err(|e| e.to_string())?;
+        Ok(Some(cfg))
+    }
 }
 
 /// Arguments of `mailtls read`.
@@ -60,6 +241,12 @@ pub struct ReadArgs {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Seconds between sensor_stats rows.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub stats_interval: u64,
+    /// ClickHouse sink.
+    #[command(flatten)]
+    pub clickhouse: ClickhouseArgs,
 }
 
 impl ReadArgs {
@@ -92,6 +279,7 @@ impl ReadArgs {
             },
             batch_packets: 256,
             tick_us: 1_000_000,
+            stats_interval: Duration::from_secs(self.stats_interval.max(1)),
         })
     }
 }
@@ -122,7 +310,8 @@ pub fn default_workers() -> usize {
         .max(1)
 }
 
-fn host_name() -> String {
+/// The name of this machine (for the `sensor` field).
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|s| s.trim().to_string())

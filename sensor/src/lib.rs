@@ -11,13 +11,15 @@
 //! - [`flow`]: each worker's flow table (its shard) with caps and timeouts;
 //! - [`reassembly`]: per-direction TCP reassembly with gaps, overlaps and caps;
 //! - [`session`]: SMTP then TLS parsing (from `mailtls-parsers`) and the record;
-//! - [`report`]: the terminal summary of a run; [`stats`]: counters.
+//! - [`outputs`]: the sink stage (JSONL, ClickHouse, report); [`report`]: the terminal
+//!   summary of a run; [`stats`]: counters.
 #![deny(missing_docs)]
 
 pub mod capture;
 pub mod cli;
 pub mod decode;
 pub mod flow;
+pub mod outputs;
 pub mod pipeline;
 pub mod ports;
 pub mod reassembly;

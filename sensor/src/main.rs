@@ -1,27 +1,41 @@
 //! The `mailtls` binary: parse arguments, run, map errors to exit codes.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use mailtls_sensor::cli::{Cli, Command, ReadArgs};
+use mailtls_sensor::cli::{Cli, Command, ReadArgs, SchemaArgs};
+use mailtls_sensor::outputs::Outputs;
 use mailtls_sensor::pipeline::{self, Progress};
-use mailtls_sensor::report::Summary;
-use mailtls_storage::sink::{JsonlSink, Sink};
+use mailtls_storage::schema::render_ddl;
+use mailtls_storage::sink::clickhouse::ClickhouseSink;
+use mailtls_storage::sink::JsonlSink;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Read(args) => read(&args),
+        Command::Schema(args) => schema(&args),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("mailtls: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(1)
         }
     }
+}
+
+fn schema(args: &SchemaArgs) -> Result<ExitCode> {
+    let cfg = args.schema.to_schema();
+    cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    for stmt in render_ddl(&cfg, args.server.into()) {
+        println!("{stmt};\n");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 struct Bar(ProgressBar);
@@ -34,8 +48,9 @@ impl Progress for Bar {
 
 fn read(args: &ReadArgs) -> Result<ExitCode> {
     let cfg = args.to_config().map_err(anyhow::Error::msg)?;
+    let ch_cfg = args.clickhouse.to_config().map_err(anyhow::Error::msg)?;
     let to_stdout = args.jsonl.as_deref() == Some("-");
-    let mut jsonl: Option<JsonlSink<Box<dyn Write + Send>>> = match args.jsonl.as_deref() {
+    let jsonl: Option<JsonlSink<Box<dyn Write + Send>>> = match args.jsonl.as_deref() {
         None => None,
         Some("-") => Some(JsonlSink::new(Box::new(std::io::stdout()))),
         Some(path) => {
@@ -43,6 +58,12 @@ fn read(args: &ReadArgs) -> Result<ExitCode> {
             Some(JsonlSink::new(Box::new(f)))
         }
     };
+    let clickhouse = match ch_cfg {
+        Some(c) => Some(ClickhouseSink::start(c).map_err(|e| anyhow::anyhow!("{e}"))?),
+        None => None,
+    };
+    let mut outputs = Outputs::new(jsonl, clickhouse, cfg.table.context.sensor.clone());
+
     let total: u64 = args
         .captures
         .iter()
@@ -61,46 +82,45 @@ fn read(args: &ReadArgs) -> Result<ExitCode> {
             Bar(b)
         });
 
-    let mut summary = Summary::default();
-    let mut sink_error: Option<String> = None;
-    let sink = |records: Vec<mailtls_storage::SessionRecord>| {
-        for r in &records {
-            summary.add(r);
-            if let Some(j) = jsonl.as_mut() {
-                if let Err(e) = j.write(r) {
-                    sink_error.get_or_insert_with(|| e.to_string());
-                }
-            }
-        }
-    };
-    let (stats, _, warnings) = pipeline::run_offline(
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    let (stats, _, mut warnings) = pipeline::run_offline(
         &args.captures,
         &cfg,
-        sink,
+        |msg| outputs.handle(msg),
         bar.as_ref().map(|b| b as &dyn Progress),
+        &stop,
     );
     if let Some(b) = bar {
         b.0.finish_and_clear();
     }
-    if let Some(j) = jsonl.as_mut() {
-        if let Err(e) = j.flush() {
-            sink_error.get_or_insert_with(|| e.to_string());
-        }
+    if stop.load(Ordering::Relaxed) {
+        warnings.push("interrupted: stopped reading; every session seen so far was written".into());
     }
+    let (summary, ch_report, errors) = outputs.finish();
     for w in &warnings {
         eprintln!("mailtls: {w}");
     }
-    if let Some(e) = sink_error {
-        bail!("writing records failed: {e}");
+    let mut lines = stats.to_lines();
+    if let Some(r) = &ch_report {
+        for l in r.lines() {
+            lines.push_str(&l);
+            lines.push('\n');
+        }
     }
     if to_stdout {
-        eprint!("{}", stats.to_lines());
+        eprint!("{lines}");
     } else {
-        print!("{}", summary.render(&stats));
+        print!("{}", summary.render(&lines));
+    }
+    for e in &errors {
+        eprintln!("mailtls: error: {e}");
     }
     let opened_none =
         stats.reader.capture_errors as usize >= args.captures.len() && stats.reader.packets == 0;
-    Ok(if opened_none {
+    Ok(if opened_none || !errors.is_empty() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

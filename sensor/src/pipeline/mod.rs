@@ -26,8 +26,9 @@ use crate::stats::{ReaderStats, RunStats, WorkerStats};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use mailtls_storage::SessionRecord;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 /// How the pipeline is laid out.
 #[derive(Debug, Clone)]
@@ -42,6 +43,42 @@ pub struct PipelineConfig {
     pub batch_packets: usize,
     /// Capture-time interval between ticks, µs.
     pub tick_us: i64,
+    /// Wall-clock interval between [`StatsSnapshot`]s sent to the sink stage.
+    pub stats_interval: Duration,
+}
+
+/// What the sink stage receives.
+#[derive(Debug)]
+pub enum SinkMsg {
+    /// Finished sessions.
+    Records(Vec<SessionRecord>),
+    /// The pipeline's counters at a point in time (for `sensor_stats`).
+    Stats(Box<StatsSnapshot>),
+}
+
+/// The pipeline's counters at one moment, as the sink stage sees them.
+#[derive(Debug, Clone)]
+pub struct StatsSnapshot {
+    /// Wall-clock time of the snapshot.
+    pub at: SystemTime,
+    /// Reader counters so far.
+    pub reader: ReaderStats,
+    /// Sessions being followed now, over all workers.
+    pub active_flows: u64,
+    /// Records emitted so far.
+    pub records: u64,
+    /// Parse errors counted so far (sessions already ended).
+    pub parse_errors: u64,
+    /// Batches waiting in the workers' queues.
+    pub queue_depth: u64,
+}
+
+/// Counters the workers publish after each batch (never per packet), for snapshots.
+#[derive(Debug, Default)]
+struct WorkerGauges {
+    active_flows: AtomicU64,
+    records: AtomicU64,
+    parse_errors: AtomicU64,
 }
 
 /// Messages from the reader to a worker.
@@ -56,40 +93,47 @@ pub trait Progress: Send {
     fn advance(&self, bytes: u64);
 }
 
-/// Reads `paths` in order as one packet stream, runs the workers, and passes every record to
-/// `sink` (on a thread of its own). Returns the counters and the sink.
+/// Reads `paths` in order as one packet stream, runs the workers, and passes every record
+/// (and a counters snapshot every `stats_interval`) to `sink` on a thread of its own. When
+/// `stop` becomes true (SIGINT/SIGTERM) reading stops and everything in flight is flushed.
+/// Returns the counters, the sink, and warnings for the user.
 pub fn run_offline<S>(
     paths: &[PathBuf],
     cfg: &PipelineConfig,
     sink: S,
     progress: Option<&dyn Progress>,
+    stop: &AtomicBool,
 ) -> (RunStats, S, Vec<String>)
 where
-    S: FnMut(Vec<SessionRecord>) + Send,
+    S: FnMut(SinkMsg) + Send,
 {
     let started = Instant::now();
     let workers = cfg.workers.max(1);
     let mut to_workers: Vec<Sender<ToWorker>> = Vec::with_capacity(workers);
     let mut free_batches: Vec<Receiver<PacketBatch>> = Vec::with_capacity(workers);
-    let (rec_tx, rec_rx) = bounded::<Vec<SessionRecord>>(256);
+    let (rec_tx, rec_rx) = bounded::<SinkMsg>(256);
+    let gauges: Vec<Arc<WorkerGauges>> = (0..workers).map(|_| Arc::default()).collect();
     let mut warnings = Vec::new();
 
     let (reader_stats, worker_stats, sink) = std::thread::scope(|scope| {
         let mut handles = Vec::with_capacity(workers);
-        for i in 0..workers {
+        for (i, gauge) in gauges.iter().enumerate() {
             let (tx, rx) = bounded::<ToWorker>(8);
             let (free_tx, free_rx) = bounded::<PacketBatch>(16);
             to_workers.push(tx);
             free_batches.push(free_rx);
             let table_cfg = cfg.table.clone();
             let rec_tx = rec_tx.clone();
+            let gauge = gauge.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("mailtls-worker-{i}"))
-                .spawn_scoped(scope, move || worker_loop(rx, free_tx, rec_tx, table_cfg))
+                .spawn_scoped(scope, move || {
+                    worker_loop(rx, free_tx, rec_tx, table_cfg, &gauge)
+                })
                 .expect("spawning a worker thread");
             handles.push(handle);
         }
-        drop(rec_tx);
+        let stats_tx = rec_tx;
         let sink_handle = std::thread::Builder::new()
             .name("mailtls-sink".into())
             .spawn_scoped(scope, move || {
@@ -101,8 +145,11 @@ where
             })
             .expect("spawning the sink thread");
 
-        let mut reader = Reader::new(cfg, to_workers, free_batches);
+        let mut reader = Reader::new(cfg, to_workers, free_batches, stats_tx, &gauges, stop);
         for path in paths {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
             match OfflineCapture::open(path) {
                 Ok(mut cap) => {
                     if let Err(e) = reader.read_file(&mut cap, progress) {
@@ -138,8 +185,9 @@ where
 fn worker_loop(
     rx: Receiver<ToWorker>,
     free_tx: Sender<PacketBatch>,
-    rec_tx: Sender<Vec<SessionRecord>>,
+    rec_tx: Sender<SinkMsg>,
     cfg: FlowTableConfig,
+    gauge: &WorkerGauges,
 ) -> WorkerStats {
     let mut table = FlowTable::new(cfg);
     let mut out: Vec<SessionRecord> = Vec::new();
@@ -160,13 +208,24 @@ fn worker_loop(
             }
             ToWorker::Tick(now) => table.expire(now, &mut |r| out.push(r)),
         }
-        if !out.is_empty() && rec_tx.send(std::mem::take(&mut out)).is_err() {
+        gauge
+            .active_flows
+            .store(table.len() as u64, Ordering::Relaxed);
+        gauge.records.store(table.stats.records, Ordering::Relaxed);
+        gauge
+            .parse_errors
+            .store(table.stats.parse_errors(), Ordering::Relaxed);
+        if !out.is_empty()
+            && rec_tx
+                .send(SinkMsg::Records(std::mem::take(&mut out)))
+                .is_err()
+        {
             break;
         }
     }
     table.drain(&mut |r| out.push(r));
     if !out.is_empty() {
-        let _ = rec_tx.send(out);
+        let _ = rec_tx.send(SinkMsg::Records(out));
     }
     table.stats
 }
@@ -179,6 +238,10 @@ struct Reader<'c> {
     batches: Vec<PacketBatch>,
     next_tick: Option<i64>,
     stats: ReaderStats,
+    stats_tx: Sender<SinkMsg>,
+    gauges: &'c [Arc<WorkerGauges>],
+    stop: &'c AtomicBool,
+    next_snapshot: Instant,
 }
 
 impl<'c> Reader<'c> {
@@ -186,6 +249,9 @@ impl<'c> Reader<'c> {
         cfg: &'c PipelineConfig,
         to_workers: Vec<Sender<ToWorker>>,
         free_batches: Vec<Receiver<PacketBatch>>,
+        stats_tx: Sender<SinkMsg>,
+        gauges: &'c [Arc<WorkerGauges>],
+        stop: &'c AtomicBool,
     ) -> Self {
         let batches = (0..to_workers.len())
             .map(|_| PacketBatch::with_capacity(cfg.batch_packets))
@@ -197,7 +263,31 @@ impl<'c> Reader<'c> {
             batches,
             next_tick: None,
             stats: ReaderStats::default(),
+            stats_tx,
+            gauges,
+            stop,
+            next_snapshot: Instant::now() + cfg.stats_interval,
         }
+    }
+
+    /// Sends a counters snapshot to the sink stage.
+    fn snapshot(&mut self) {
+        let sum = |f: fn(&WorkerGauges) -> &AtomicU64| -> u64 {
+            self.gauges
+                .iter()
+                .map(|g| f(g).load(Ordering::Relaxed))
+                .sum()
+        };
+        let snap = StatsSnapshot {
+            at: SystemTime::now(),
+            reader: self.stats.clone(),
+            active_flows: sum(|g| &g.active_flows),
+            records: sum(|g| &g.records),
+            parse_errors: sum(|g| &g.parse_errors),
+            queue_depth: self.to_workers.iter().map(|t| t.len() as u64).sum(),
+        };
+        let _ = self.stats_tx.send(SinkMsg::Stats(Box::new(snap)));
+        self.next_snapshot = Instant::now() + self.cfg.stats_interval;
     }
 
     fn read_file(
@@ -207,7 +297,18 @@ impl<'c> Reader<'c> {
     ) -> Result<(), crate::capture::CaptureError> {
         let link = cap.linktype();
         let mut since_progress = 0u64;
+        let mut since_check = 0u32;
         while let Some(pkt) = cap.next_packet()? {
+            since_check += 1;
+            if since_check == 4096 {
+                since_check = 0;
+                if self.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                if Instant::now() >= self.next_snapshot {
+                    self.snapshot();
+                }
+            }
             since_progress += u64::from(pkt.wire_len.min(pkt.data.len() as u32)) + 16;
             if since_progress > 1 << 20 {
                 if let Some(p) = progress {
@@ -303,6 +404,7 @@ impl<'c> Reader<'c> {
         for shard in 0..self.batches.len() {
             self.flush(shard);
         }
+        self.snapshot();
         // Dropping the senders ends the workers' loops.
         self.to_workers.clear();
         self.stats

@@ -1,6 +1,7 @@
 //! Sinks: where session records go. Each sink owns its output and is driven by one
 //! thread (the pipeline's sink stage), so sinks need not be `Sync`.
 
+pub mod clickhouse;
 mod jsonl;
 
 pub use jsonl::JsonlSink;
