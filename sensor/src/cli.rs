@@ -16,7 +16,7 @@ use std::time::Duration;
 
 /// mailtls: how your mail actually uses TLS, seen passively.
 #[derive(Debug, Parser)]
-#[command(name = "mailtls", version, about, long_about = None)]
+#[command(name = "mailtls", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -28,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Read capture files (pcap or pcapng) and report every SMTP session.
     Read(Box<ReadArgs>),
+    /// Capture live on interfaces (a SPAN/mirror port) until SIGINT/SIGTERM.
+    Capture(Box<CaptureArgs>),
     /// Print the ClickHouse DDL (the sink applies it itself unless told not to).
     Schema(SchemaArgs),
 }
@@ -217,6 +219,70 @@ pub struct ReadArgs {
     /// Write one JSON record per session to PATH ("-" for stdout; then the report is not printed).
     #[arg(long, value_name = "PATH|-")]
     pub jsonl: Option<String>,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// What to follow and how.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// ClickHouse sink.
+    #[command(flatten)]
+    pub clickhouse: ClickhouseArgs,
+}
+
+/// Arguments of `mailtls capture`.
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// Interface to capture on (a SPAN/mirror port). Repeatable.
+    #[arg(short = 'i', long = "interface", value_name = "IFACE", required = true)]
+    pub interfaces: Vec<String>,
+    /// BPF filter (default: TCP on the watched ports, also inside VLAN tags).
+    #[arg(long, value_name = "EXPR")]
+    pub bpf: Option<String>,
+    /// Bytes captured per packet.
+    #[arg(long, value_name = "N", default_value_t = 65535)]
+    pub snaplen: i32,
+    /// Kernel capture ring per interface, MiB.
+    #[arg(long = "buffer-mb", value_name = "N", default_value_t = 256)]
+    pub buffer_mb: i32,
+    /// Do not put the interfaces in promiscuous mode.
+    #[arg(long)]
+    pub no_promisc: bool,
+    /// Write one JSON record per session to PATH (reopened on SIGHUP, for logrotate).
+    #[arg(long, value_name = "PATH")]
+    pub jsonl: Option<PathBuf>,
+    /// Run the parsers as this user after opening the interfaces (default when started
+    /// as root: nobody).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Keep running as root (parsers included). Not recommended.
+    #[arg(long)]
+    pub allow_root: bool,
+    /// Serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9877); off by default.
+    #[arg(long = "metrics-listen", value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Seconds between log lines (rates, drops, flows, sink lag).
+    #[arg(long = "log-interval", value_name = "SECS", default_value_t = 60)]
+    pub log_interval: u64,
+    /// Seconds after the handshake (or the clear-text dialogue) is over before a session
+    /// that is still open is written (end_reason in_progress).
+    #[arg(long = "early-emit", value_name = "SECS", default_value_t = 30)]
+    pub early_emit: u32,
+    /// TOML file with any of these options (keys are the long option names); options on the
+    /// command line win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to follow and how.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// ClickHouse sink.
+    #[command(flatten)]
+    pub clickhouse: ClickhouseArgs,
+}
+
+/// Options of the engine shared by `read` and `capture`.
+#[derive(Debug, Args, Clone)]
+pub struct EngineArgs {
     /// Server ports to watch, comma-separated, or "all" for every TCP port.
     #[arg(long, value_name = "PORTS", default_value = "25,587,465")]
     pub ports: String,
@@ -238,20 +304,38 @@ pub struct ReadArgs {
     /// Most bytes buffered per direction of one flow.
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
     pub max_flow_buffer: usize,
-    /// Never show a progress bar.
-    #[arg(long)]
-    pub no_progress: bool,
     /// Seconds between sensor_stats rows.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub stats_interval: u64,
-    /// ClickHouse sink.
-    #[command(flatten)]
-    pub clickhouse: ClickhouseArgs,
 }
 
 impl ReadArgs {
     /// Validates the arguments into a pipeline configuration.
     pub fn to_config(&self) -> Result<PipelineConfig, String> {
+        self.engine.to_config(None)
+    }
+}
+
+impl CaptureArgs {
+    /// Validates the arguments into a pipeline configuration (with early emission).
+    pub fn to_config(&self) -> Result<PipelineConfig, String> {
+        self.engine
+            .to_config(Some(i64::from(self.early_emit) * 1_000_000))
+    }
+
+    /// The watched ports as a list (for the default BPF filter); empty for "all".
+    pub fn port_list(&self) -> Vec<u16> {
+        self.engine
+            .ports
+            .split(',')
+            .filter_map(|p| p.trim().parse().ok())
+            .collect()
+    }
+}
+
+impl EngineArgs {
+    /// Validates the arguments into a pipeline configuration.
+    pub fn to_config(&self, early_emit_us: Option<i64>) -> Result<PipelineConfig, String> {
         let ports = parse_ports(&self.ports)?;
         let workers = match self.workers {
             Some(0) => return Err("--workers must be at least 1".into()),
@@ -270,6 +354,7 @@ impl ReadArgs {
                 max_flows: (self.max_flows / workers).max(16),
                 idle_timeout_us: i64::from(self.idle_timeout) * 1_000_000,
                 linger_us: 10_000_000,
+                early_emit_us,
                 stream: StreamConfig {
                     max_buffer: self.max_flow_buffer.max(32 * 1024),
                     max_segments: 256,
@@ -282,6 +367,62 @@ impl ReadArgs {
             stats_interval: Duration::from_secs(self.stats_interval.max(1)),
         })
     }
+}
+
+/// Expands `--config FILE` (TOML) into command-line options placed right after the
+/// subcommand, so that options given on the command line (which come later) win. Keys are
+/// long option names (`clickhouse-batch-rows = 5000`, `interface = ["eth1", "eth2"]`,
+/// `allow-root = false`).
+pub fn expand_config(args: Vec<std::ffi::OsString>) -> Result<Vec<std::ffi::OsString>, String> {
+    let pos = args
+        .iter()
+        .position(|a| a == "--config" || a.to_string_lossy().starts_with("--config="));
+    let Some(pos) = pos else {
+        return Ok(args);
+    };
+    let path = match args[pos].to_string_lossy().strip_prefix("--config=") {
+        Some(p) => p.to_string(),
+        None => args
+            .get(pos + 1)
+            .map(|p| p.to_string_lossy().into_owned())
+            .ok_or("--config needs a file")?,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| format!("{path}: not valid TOML: {e}"))?;
+    let mut extra = Vec::new();
+    for (key, value) in table {
+        let flag = format!("--{key}");
+        let mut push = |v: &toml::Value| -> Result<(), String> {
+            match v {
+                toml::Value::Boolean(true) => extra.push(flag.clone()),
+                toml::Value::Boolean(false) => {}
+                toml::Value::String(s) => extra.push(format!("{flag}={s}")),
+                toml::Value::Integer(i) => extra.push(format!("{flag}={i}")),
+                toml::Value::Float(f) => extra.push(format!("{flag}={f}")),
+                other => return Err(format!("{path}: {key}: unsupported value {other}")),
+            }
+            Ok(())
+        };
+        match &value {
+            toml::Value::Array(items) => {
+                for item in items {
+                    push(item)?;
+                }
+            }
+            v => push(v)?,
+        }
+    }
+    let sub = args
+        .iter()
+        .position(|a| a == "capture" || a == "read")
+        .map(|i| i + 1)
+        .unwrap_or(1);
+    let mut out: Vec<std::ffi::OsString> = args[..sub].to_vec();
+    out.extend(extra.into_iter().map(Into::into));
+    out.extend_from_slice(&args[sub..]);
+    Ok(out)
 }
 
 /// Parses `25,587,465` or `all`.
@@ -323,6 +464,34 @@ pub fn host_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_file_expands_before_command_line() {
+        let dir = std::env::temp_dir().join(format!("mailtls-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(&f, "interface = [\"eth1\", \"eth2\"]\nworkers = 3\nallow-root = true\nno-promisc = false\n").unwrap();
+        let args: Vec<std::ffi::OsString> = [
+            "mailtls",
+            "capture",
+            "--config",
+            f.to_str().unwrap(),
+            "--workers",
+            "2",
+        ]
+        .iter()
+        .map(Into::into)
+        .collect();
+        let out = expand_config(args).unwrap();
+        let cli = Cli::try_parse_from(out).unwrap();
+        let Command::Capture(c) = cli.command else {
+            panic!("not capture")
+        };
+        assert_eq!(c.interfaces, vec!["eth1", "eth2"]);
+        assert_eq!(c.engine.workers, Some(2), "command line wins");
+        assert!(c.allow_root && !c.no_promisc);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn ports_spec() {

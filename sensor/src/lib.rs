@@ -19,6 +19,8 @@ pub mod capture;
 pub mod cli;
 pub mod decode;
 pub mod flow;
+pub mod live;
+pub mod metrics;
 pub mod outputs;
 pub mod pipeline;
 pub mod ports;

@@ -3,8 +3,10 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use mailtls_sensor::cli::{Cli, Command, ReadArgs, SchemaArgs};
-use mailtls_sensor::outputs::Outputs;
+use mailtls_sensor::capture::{default_bpf, LiveCapture, LiveOptions};
+use mailtls_sensor::cli::{expand_config, CaptureArgs, Cli, Command, ReadArgs, SchemaArgs};
+use mailtls_sensor::live;
+use mailtls_sensor::outputs::{Outputs, Service};
 use mailtls_sensor::pipeline::{self, Progress};
 use mailtls_storage::schema::render_ddl;
 use mailtls_storage::sink::clickhouse::ClickhouseSink;
@@ -15,9 +17,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = match expand_config(std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("mailtls: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
     let result = match cli.command {
         Command::Read(args) => read(&args),
+        Command::Capture(args) => capture(&args),
         Command::Schema(args) => schema(&args),
     };
     match result {
@@ -124,5 +134,102 @@ fn read(args: &ReadArgs) -> Result<ExitCode> {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+fn capture(args: &CaptureArgs) -> Result<ExitCode> {
+    let cfg = args.to_config().map_err(anyhow::Error::msg)?;
+    let ch_cfg = args.clickhouse.to_config().map_err(anyhow::Error::msg)?;
+    let bpf = args
+        .bpf
+        .clone()
+        .unwrap_or_else(|| default_bpf(&cfg.ports, &args.port_list()));
+    let opts = LiveOptions {
+        snaplen: args.snaplen,
+        buffer_mb: args.buffer_mb,
+        bpf: bpf.clone(),
+        promisc: !args.no_promisc,
+    };
+    // Open everything that needs privileges first: the interfaces, the JSONL file.
+    let mut caps = Vec::with_capacity(args.interfaces.len());
+    for iface in &args.interfaces {
+        caps.push(LiveCapture::open(iface, &opts).map_err(|e| anyhow::anyhow!("{e}"))?);
+    }
+    let caps: Vec<LiveCapture> = caps
+        .into_iter()
+        .map(LiveCapture::into_nonblocking)
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let jsonl: Option<JsonlSink<Box<dyn Write + Send>>> = match &args.jsonl {
+        None => None,
+        Some(path) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            Some(JsonlSink::new(Box::new(f)))
+        }
+    };
+    // Then give them up before the first packet is parsed.
+    if live::running_as_root() {
+        if args.allow_root {
+            eprintln!("mailtls: warning: --allow-root: parsers run as root");
+        } else {
+            let user = args.user.as_deref().unwrap_or("nobody");
+            let (uid, gid) = live::drop_privileges(user).map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!("mailtls: running as {user} (uid {uid}, gid {gid})");
+        }
+    }
+    let metrics = match args.metrics_listen {
+        Some(addr) => Some(
+            mailtls_sensor::metrics::serve(addr)
+                .with_context(|| format!("listening for metrics on {addr}"))?,
+        ),
+        None => None,
+    };
+    let clickhouse = match ch_cfg {
+        Some(c) => Some(ClickhouseSink::start(c).map_err(|e| anyhow::anyhow!("{e}"))?),
+        None => None,
+    };
+    let reopen = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reopen.clone())
+        .context("installing signal handlers")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    let mut outputs = Outputs::new(jsonl, clickhouse, cfg.table.context.sensor.clone())
+        .with_service(Service {
+            jsonl_path: args.jsonl.clone(),
+            reopen,
+            log_every: std::time::Duration::from_secs(args.log_interval.max(1)),
+            metrics,
+        });
+    eprintln!(
+        "mailtls: capturing on {} (filter: {bpf}), {} workers",
+        args.interfaces.join(", "),
+        cfg.workers
+    );
+    let (stats, _, warnings) = live::run_live(caps, &cfg, |msg| outputs.handle(msg), &stop);
+    let (_, ch_report, errors) = outputs.finish();
+    for w in &warnings {
+        eprintln!("mailtls: {w}");
+    }
+    let mut lines = stats.to_lines();
+    if let Some(r) = &ch_report {
+        for l in r.lines() {
+            lines.push_str(&l);
+            lines.push('\n');
+        }
+    }
+    eprint!("{lines}");
+    for e in &errors {
+        eprintln!("mailtls: error: {e}");
+    }
+    Ok(if errors.is_empty() && stats.reader.capture_errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }

@@ -41,6 +41,12 @@ pub struct ReaderStats {
     pub tunnel_opaque: u64,
     /// Capture files that ended with an error (e.g. truncated mid-packet).
     pub capture_errors: u64,
+    /// Live capture: packets the kernel handed to libpcap (`ps_recv`, summed over interfaces).
+    pub kernel_received: u64,
+    /// Live capture: packets dropped because the capture buffer was full (`ps_drop`).
+    pub kernel_drops: u64,
+    /// Live capture: packets the interface or driver dropped (`ps_ifdrop`).
+    pub kernel_if_drops: u64,
 }
 
 /// Worker-side counters (flows, reassembly, parsing).
@@ -158,7 +164,7 @@ impl RunStats {
         } else {
             0.0
         };
-        let rows: [(&str, u64); 35] = [
+        let rows: [(&str, u64); 38] = [
             ("packets", r.packets),
             ("bytes", r.bytes),
             ("packets_watched", r.watched),
@@ -176,6 +182,9 @@ impl RunStats {
             ("tunnel_ipip", r.tunnel_ipip),
             ("tunnel_opaque", r.tunnel_opaque),
             ("capture_errors", r.capture_errors),
+            ("kernel_received", r.kernel_received),
+            ("kernel_drops", r.kernel_drops),
+            ("kernel_if_drops", r.kernel_if_drops),
             ("flows", w.flows),
             ("records", w.records),
             ("flows_idle_closed", w.idle_closed),

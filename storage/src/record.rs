@@ -177,6 +177,24 @@ pub enum EndReason {
     CaptureEnd,
     /// The flow table was full and this flow was the least recently seen.
     Evicted,
+    /// Live capture: the handshake (or the clear-text dialogue) was over and the connection
+    /// still open after the early-emission delay; the record was written then, with the
+    /// counters and `ts_end` of that moment, and is not written again when it closes.
+    InProgress,
+}
+
+impl EndReason {
+    /// The snake_case name used in JSON and ClickHouse.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Fin => "fin",
+            EndReason::Rst => "rst",
+            EndReason::Idle => "idle",
+            EndReason::CaptureEnd => "capture_end",
+            EndReason::Evicted => "evicted",
+            EndReason::InProgress => "in_progress",
+        }
+    }
 }
 
 /// One SMTP session as the sensor saw it. Every field has a neutral default (empty string,

@@ -25,6 +25,9 @@ pub struct FlowTableConfig {
     pub idle_timeout_us: i64,
     /// How long (µs) a closed connection's tombstone absorbs late packets.
     pub linger_us: i64,
+    /// Live capture: a session with nothing more to learn that is still open this long (µs)
+    /// after that point is emitted early (`end_reason: in_progress`); `None` offline.
+    pub early_emit_us: Option<i64>,
     /// Per-direction reassembly limits.
     pub stream: StreamConfig,
     /// Watched server ports (to tell client from server without a SYN).
@@ -56,7 +59,12 @@ pub struct FlowPacket<'a> {
 
 enum Entry {
     Active(Box<Session>),
-    Closed { at: i64 },
+    /// A session already emitted: closed (lingering to absorb late packets) or, when
+    /// `open`, emitted early and still running (absorbing its packets until FIN/RST/idle).
+    Closed {
+        at: i64,
+        open: bool,
+    },
 }
 
 /// A worker's shard of the flow table.
@@ -111,11 +119,21 @@ impl FlowTable {
                     start_new = true;
                 }
             }
-            Some(Entry::Closed { at }) => {
-                if pure_syn || p.ts - *at > self.cfg.linger_us {
+            Some(Entry::Closed { at, open }) => {
+                let quiet_for = p.ts - *at;
+                let expired = if *open {
+                    quiet_for > self.cfg.idle_timeout_us
+                } else {
+                    quiet_for > self.cfg.linger_us
+                };
+                if pure_syn || expired {
                     self.map.remove(&key);
                     start_new = true;
                 } else {
+                    if *open {
+                        *at = p.ts;
+                        *open = p.flags & (FIN | RST) == 0;
+                    }
                     self.stats.late_packets += 1;
                     return;
                 }
@@ -153,7 +171,7 @@ impl FlowTable {
         if sess.is_closed() {
             let at = p.ts;
             self.end(key, EndReason::Fin, emit);
-            self.map.insert(key, Entry::Closed { at });
+            self.map.insert(key, Entry::Closed { at, open: false });
         }
     }
 
@@ -194,19 +212,41 @@ impl FlowTable {
     pub fn expire(&mut self, now: i64, emit: &mut dyn FnMut(SessionRecord)) {
         let idle = self.cfg.idle_timeout_us;
         let linger = self.cfg.linger_us;
+        let early = self.cfg.early_emit_us;
         let mut stale: Vec<FlowKey> = Vec::new();
+        let mut ripe: Vec<FlowKey> = Vec::new();
         self.map.retain(|k, e| match e {
             Entry::Active(s) => {
                 if now - s.last_ts > idle {
                     stale.push(*k);
+                } else if let (Some(delay), Some(done)) = (early, s.done_at) {
+                    if now - done > delay {
+                        ripe.push(*k);
+                    }
                 }
                 true
             }
-            Entry::Closed { at } => now - *at <= linger,
+            Entry::Closed { at, open: false } => now - *at <= linger,
+            Entry::Closed { at, open: true } => now - *at <= idle,
         });
         stale.sort_unstable_by_key(|k| (k.lo, k.hi));
         for k in stale {
             self.end(k, EndReason::Idle, emit);
+        }
+        ripe.sort_unstable_by_key(|k| (k.lo, k.hi));
+        for k in ripe {
+            let last = match self.map.get(&k) {
+                Some(Entry::Active(s)) => s.last_ts,
+                _ => continue,
+            };
+            self.end(k, EndReason::InProgress, emit);
+            self.map.insert(
+                k,
+                Entry::Closed {
+                    at: last,
+                    open: true,
+                },
+            );
         }
     }
 
@@ -262,6 +302,7 @@ mod tests {
             max_flows,
             idle_timeout_us: 300_000_000,
             linger_us: 10_000_000,
+            early_emit_us: None,
             stream: StreamConfig::default(),
             ports: Arc::new(PortSet::mail_default()),
             context: Arc::new(RecordContext::default()),

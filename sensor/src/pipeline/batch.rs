@@ -51,6 +51,8 @@ pub struct PacketBatch {
     pub meta: Vec<PacketMeta>,
     /// Concatenated payloads.
     pub data: Vec<u8>,
+    /// When the first packet went in (for the pipeline-latency histogram).
+    pub started: Option<std::time::Instant>,
 }
 
 impl PacketBatch {
@@ -59,11 +61,15 @@ impl PacketBatch {
         PacketBatch {
             meta: Vec::with_capacity(packets),
             data: Vec::with_capacity(packets * 256),
+            started: None,
         }
     }
 
     /// Appends a packet, copying its payload.
     pub fn push(&mut self, ts: i64, src: Endpoint, dst: Endpoint, tcp: &TcpPacket<'_>) {
+        if self.meta.is_empty() {
+            self.started = Some(std::time::Instant::now());
+        }
         let payload_start = self.data.len() as u32;
         self.data.extend_from_slice(tcp.payload);
         self.meta.push(PacketMeta {
@@ -83,5 +89,6 @@ impl PacketBatch {
     pub fn clear(&mut self) {
         self.meta.clear();
         self.data.clear();
+        self.started = None;
     }
 }

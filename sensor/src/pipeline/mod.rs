@@ -71,6 +71,20 @@ pub struct StatsSnapshot {
     pub parse_errors: u64,
     /// Batches waiting in the workers' queues.
     pub queue_depth: u64,
+    /// Pipeline latency (reader to worker) percentiles in µs: p50, p90, p99, max.
+    pub latency_us: [u64; 4],
+}
+
+/// Histogram of per-packet pipeline latency (from the moment a packet joins a batch to the
+/// moment its worker takes the batch), recorded once per batch with the batch's packet count.
+pub type LatencyHistogram = std::sync::Mutex<hdrhistogram::Histogram<u64>>;
+
+fn new_latency_histogram() -> LatencyHistogram {
+    // 1 µs .. 60 s, 3 significant digits.
+    std::sync::Mutex::new(
+        hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
+            .expect("static histogram bounds are valid"),
+    )
 }
 
 /// Counters the workers publish after each batch (never per packet), for snapshots.
@@ -107,45 +121,7 @@ pub fn run_offline<S>(
 where
     S: FnMut(SinkMsg) + Send,
 {
-    let started = Instant::now();
-    let workers = cfg.workers.max(1);
-    let mut to_workers: Vec<Sender<ToWorker>> = Vec::with_capacity(workers);
-    let mut free_batches: Vec<Receiver<PacketBatch>> = Vec::with_capacity(workers);
-    let (rec_tx, rec_rx) = bounded::<SinkMsg>(256);
-    let gauges: Vec<Arc<WorkerGauges>> = (0..workers).map(|_| Arc::default()).collect();
-    let mut warnings = Vec::new();
-
-    let (reader_stats, worker_stats, sink) = std::thread::scope(|scope| {
-        let mut handles = Vec::with_capacity(workers);
-        for (i, gauge) in gauges.iter().enumerate() {
-            let (tx, rx) = bounded::<ToWorker>(8);
-            let (free_tx, free_rx) = bounded::<PacketBatch>(16);
-            to_workers.push(tx);
-            free_batches.push(free_rx);
-            let table_cfg = cfg.table.clone();
-            let rec_tx = rec_tx.clone();
-            let gauge = gauge.clone();
-            let handle = std::thread::Builder::new()
-                .name(format!("mailtls-worker-{i}"))
-                .spawn_scoped(scope, move || {
-                    worker_loop(rx, free_tx, rec_tx, table_cfg, &gauge)
-                })
-                .expect("spawning a worker thread");
-            handles.push(handle);
-        }
-        let stats_tx = rec_tx;
-        let sink_handle = std::thread::Builder::new()
-            .name("mailtls-sink".into())
-            .spawn_scoped(scope, move || {
-                let mut sink = sink;
-                for recs in rec_rx {
-                    sink(recs);
-                }
-                sink
-            })
-            .expect("spawning the sink thread");
-
-        let mut reader = Reader::new(cfg, to_workers, free_batches, stats_tx, &gauges, stop);
+    run(cfg, sink, stop, |reader, warnings| {
         for path in paths {
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -163,6 +139,64 @@ where
                 }
             }
         }
+    })
+}
+
+/// Runs the pipeline with `feed` driving the reader (offline files, live interfaces): the
+/// workers and the sink stage run on their own threads while `feed` runs on this one.
+pub fn run<S, F>(
+    cfg: &PipelineConfig,
+    sink: S,
+    stop: &AtomicBool,
+    feed: F,
+) -> (RunStats, S, Vec<String>)
+where
+    S: FnMut(SinkMsg) + Send,
+    F: FnOnce(&mut Reader<'_>, &mut Vec<String>),
+{
+    let started = Instant::now();
+    let workers = cfg.workers.max(1);
+    let mut to_workers: Vec<Sender<ToWorker>> = Vec::with_capacity(workers);
+    let mut free_batches: Vec<Receiver<PacketBatch>> = Vec::with_capacity(workers);
+    let (rec_tx, rec_rx) = bounded::<SinkMsg>(256);
+    let gauges: Vec<Arc<WorkerGauges>> = (0..workers).map(|_| Arc::default()).collect();
+    let latency = new_latency_histogram();
+    let mut warnings = Vec::new();
+
+    let (reader_stats, worker_stats, sink) = std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(workers);
+        for (i, gauge) in gauges.iter().enumerate() {
+            let (tx, rx) = bounded::<ToWorker>(8);
+            let (free_tx, free_rx) = bounded::<PacketBatch>(16);
+            to_workers.push(tx);
+            free_batches.push(free_rx);
+            let table_cfg = cfg.table.clone();
+            let rec_tx = rec_tx.clone();
+            let gauge = gauge.clone();
+            let latency = &latency;
+            let handle = std::thread::Builder::new()
+                .name(format!("mailtls-worker-{i}"))
+                .spawn_scoped(scope, move || {
+                    worker_loop(rx, free_tx, rec_tx, table_cfg, &gauge, latency)
+                })
+                .expect("spawning a worker thread");
+            handles.push(handle);
+        }
+        let stats_tx = rec_tx;
+        let sink_handle = std::thread::Builder::new()
+            .name("mailtls-sink".into())
+            .spawn_scoped(scope, move || {
+                let mut sink = sink;
+                for recs in rec_rx {
+                    sink(recs);
+                }
+                sink
+            })
+            .expect("spawning the sink thread");
+
+        let mut reader = Reader::new(cfg, to_workers, free_batches, stats_tx, &gauges, stop);
+        reader.latency = Some(&latency);
+        feed(&mut reader, &mut warnings);
         let reader_stats = reader.finish();
         let mut total = WorkerStats::default();
         for h in handles {
@@ -188,12 +222,19 @@ fn worker_loop(
     rec_tx: Sender<SinkMsg>,
     cfg: FlowTableConfig,
     gauge: &WorkerGauges,
+    latency: &LatencyHistogram,
 ) -> WorkerStats {
     let mut table = FlowTable::new(cfg);
     let mut out: Vec<SessionRecord> = Vec::new();
     for msg in rx {
         match msg {
             ToWorker::Batch(mut batch) => {
+                if let Some(started) = batch.started {
+                    let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    if let Ok(mut h) = latency.lock() {
+                        let _ = h.record_n(us.max(1), batch.meta.len() as u64);
+                    }
+                }
                 for m in &batch.meta {
                     let start = m.payload_start as usize;
                     let payload = batch
@@ -230,18 +271,21 @@ fn worker_loop(
     table.stats
 }
 
-/// The reader stage: decode, filter, shard, batch.
-struct Reader<'c> {
+/// The reader stage: decode, filter, shard, batch. A feed (offline files, live interfaces)
+/// hands it frames with [`Reader::on_frame`] and, when no packet comes, [`Reader::idle`].
+pub struct Reader<'c> {
     cfg: &'c PipelineConfig,
     to_workers: Vec<Sender<ToWorker>>,
     free_batches: Vec<Receiver<PacketBatch>>,
     batches: Vec<PacketBatch>,
     next_tick: Option<i64>,
-    stats: ReaderStats,
+    /// Counters of decoding and filtering.
+    pub stats: ReaderStats,
     stats_tx: Sender<SinkMsg>,
     gauges: &'c [Arc<WorkerGauges>],
     stop: &'c AtomicBool,
     next_snapshot: Instant,
+    latency: Option<&'c LatencyHistogram>,
 }
 
 impl<'c> Reader<'c> {
@@ -267,6 +311,7 @@ impl<'c> Reader<'c> {
             gauges,
             stop,
             next_snapshot: Instant::now() + cfg.stats_interval,
+            latency: None,
         }
     }
 
@@ -285,6 +330,18 @@ impl<'c> Reader<'c> {
             records: sum(|g| &g.records),
             parse_errors: sum(|g| &g.parse_errors),
             queue_depth: self.to_workers.iter().map(|t| t.len() as u64).sum(),
+            latency_us: self
+                .latency
+                .and_then(|l| l.lock().ok())
+                .map(|h| {
+                    [
+                        h.value_at_quantile(0.5),
+                        h.value_at_quantile(0.9),
+                        h.value_at_quantile(0.99),
+                        h.max(),
+                    ]
+                })
+                .unwrap_or_default(),
         };
         let _ = self.stats_tx.send(SinkMsg::Stats(Box::new(snap)));
         self.next_snapshot = Instant::now() + self.cfg.stats_interval;
@@ -302,12 +359,10 @@ impl<'c> Reader<'c> {
             since_check += 1;
             if since_check == 4096 {
                 since_check = 0;
-                if self.stop.load(Ordering::Relaxed) {
+                if self.stopping() {
                     break;
                 }
-                if Instant::now() >= self.next_snapshot {
-                    self.snapshot();
-                }
+                self.housekeeping();
             }
             since_progress += u64::from(pkt.wire_len.min(pkt.data.len() as u32)) + 16;
             if since_progress > 1 << 20 {
@@ -324,7 +379,34 @@ impl<'c> Reader<'c> {
         Ok(())
     }
 
-    fn on_frame(&mut self, link: i32, ts: i64, wire_len: u32, data: &[u8]) {
+    /// Whether the run should stop (SIGINT/SIGTERM).
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// No packet for a while (live capture): advances time to `now` (µs) so idle sessions
+    /// expire, and sends a counters snapshot when one is due.
+    pub fn idle(&mut self, now: i64) {
+        // Nothing more is coming right now: hand over partial batches so low-rate traffic
+        // is not held back until a batch fills.
+        for shard in 0..self.batches.len() {
+            self.flush(shard);
+        }
+        self.maybe_tick(now);
+        if Instant::now() >= self.next_snapshot {
+            self.snapshot();
+        }
+    }
+
+    /// Every so many frames: sends a counters snapshot when one is due.
+    pub fn housekeeping(&mut self) {
+        if Instant::now() >= self.next_snapshot {
+            self.snapshot();
+        }
+    }
+
+    /// Handles one captured frame of link type `link`, captured at `ts` (µs).
+    pub fn on_frame(&mut self, link: i32, ts: i64, wire_len: u32, data: &[u8]) {
         self.stats.packets += 1;
         self.stats.bytes += u64::from(wire_len);
         if (data.len() as u64) < u64::from(wire_len) {

@@ -73,6 +73,9 @@ pub struct Session {
     server_gap_pending_starttls: bool,
     /// Sequence number of the client's SYN.
     syn_isn: Option<u32>,
+    /// Capture time (µs) nothing more was left to learn (handshake over, or plaintext past
+    /// the first message body).
+    pub done_at: Option<i64>,
 }
 
 impl Session {
@@ -96,6 +99,7 @@ impl Session {
             tls: None,
             server_gap_pending_starttls: false,
             syn_isn: None,
+            done_at: None,
         }
     }
 
@@ -265,6 +269,7 @@ impl Session {
     }
 
     fn stop_buffering(&mut self) {
+        self.done_at.get_or_insert(self.last_ts);
         self.layer = Layer::Done;
         self.streams[0].stop_buffering();
         self.streams[1].stop_buffering();
@@ -341,7 +346,9 @@ impl Session {
             }
             self.process(self.last_ts, cfg);
         }
-        let reason = if self.rst {
+        let reason = if reason == EndReason::InProgress {
+            reason
+        } else if self.rst {
             EndReason::Rst
         } else if self.fin[0] && self.fin[1] {
             EndReason::Fin

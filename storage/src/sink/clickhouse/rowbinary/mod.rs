@@ -44,13 +44,7 @@ pub fn ip16(ip: IpAddr) -> [u8; 16] {
 
 /// The snake_case name of an [`EndReason`], as in the JSON record.
 pub fn end_reason_str(reason: EndReason) -> &'static str {
-    match reason {
-        EndReason::Fin => "fin",
-        EndReason::Rst => "rst",
-        EndReason::Idle => "idle",
-        EndReason::CaptureEnd => "capture_end",
-        EndReason::Evicted => "evicted",
-    }
+    reason.as_str()
 }
 
 #[inline]
