@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 need_pkgs=()
-for p in libpcap-dev tshark tcpdump python3-venv pkg-config; do
+for p in libpcap-dev tshark tcpdump tcpreplay iproute2 python3-venv pkg-config; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
