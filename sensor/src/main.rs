@@ -25,6 +25,15 @@ fn main() -> ExitCode {
         }
     };
     let cli = Cli::parse_from(args);
+    // Log lines of the library crates (the ClickHouse sink's retries, spool, drops) on
+    // stderr; RUST_LOG overrides the level.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
     let result = match cli.command {
         Command::Read(args) => read(&args),
         Command::Capture(args) => capture(&args),
@@ -60,6 +69,10 @@ fn read(args: &ReadArgs) -> Result<ExitCode> {
     let cfg = args.to_config().map_err(anyhow::Error::msg)?;
     let ch_cfg = args.clickhouse.to_config().map_err(anyhow::Error::msg)?;
     let to_stdout = args.jsonl.as_deref() == Some("-");
+    let clickhouse = match ch_cfg {
+        Some(c) => Some(ClickhouseSink::start(c).map_err(|e| anyhow::anyhow!("{e}"))?),
+        None => None,
+    };
     let jsonl: Option<JsonlSink<Box<dyn Write + Send>>> = match args.jsonl.as_deref() {
         None => None,
         Some("-") => Some(JsonlSink::new(Box::new(std::io::stdout()))),
@@ -67,10 +80,6 @@ fn read(args: &ReadArgs) -> Result<ExitCode> {
             let f = std::fs::File::create(path).with_context(|| format!("creating {path}"))?;
             Some(JsonlSink::new(Box::new(f)))
         }
-    };
-    let clickhouse = match ch_cfg {
-        Some(c) => Some(ClickhouseSink::start(c).map_err(|e| anyhow::anyhow!("{e}"))?),
-        None => None,
     };
     let mut outputs = Outputs::new(jsonl, clickhouse, cfg.table.context.sensor.clone());
 

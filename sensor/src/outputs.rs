@@ -231,7 +231,15 @@ fn stats_row(sensor: &str, prev: Option<&StatsSnapshot>, now: &StatsSnapshot) ->
             p.records,
             secs(p),
         ),
-        None => (0, 0, 0, 0, secs(now)),
+        None => (
+            0,
+            0,
+            0,
+            0,
+            now.run_started
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+        ),
     };
     let interval = secs(now).saturating_sub(p_at);
     SensorStatsRow {

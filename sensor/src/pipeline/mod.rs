@@ -61,6 +61,8 @@ pub enum SinkMsg {
 pub struct StatsSnapshot {
     /// Wall-clock time of the snapshot.
     pub at: SystemTime,
+    /// Wall-clock time the run started (the first interval starts there).
+    pub run_started: SystemTime,
     /// Reader counters so far.
     pub reader: ReaderStats,
     /// Sessions being followed now, over all workers.
@@ -197,7 +199,7 @@ where
         let mut reader = Reader::new(cfg, to_workers, free_batches, stats_tx, &gauges, stop);
         reader.latency = Some(&latency);
         feed(&mut reader, &mut warnings);
-        let reader_stats = reader.finish();
+        let (reader_stats, final_snapshot, stats_tx) = reader.finish();
         let mut total = WorkerStats::default();
         for h in handles {
             match h.join() {
@@ -205,6 +207,15 @@ where
                 Err(_) => warnings.push("error: a worker thread panicked".into()),
             }
         }
+        // The last snapshot, once every record is out, so sensor_stats sums to the totals.
+        let mut last = final_snapshot;
+        last.at = SystemTime::now();
+        last.records = total.records;
+        last.parse_errors = total.parse_errors();
+        last.active_flows = 0;
+        last.queue_depth = 0;
+        let _ = stats_tx.send(SinkMsg::Stats(Box::new(last)));
+        drop(stats_tx);
         let sink = sink_handle.join().expect("sink thread panicked");
         (reader_stats, total, sink)
     });
@@ -286,6 +297,7 @@ pub struct Reader<'c> {
     stop: &'c AtomicBool,
     next_snapshot: Instant,
     latency: Option<&'c LatencyHistogram>,
+    run_started: SystemTime,
 }
 
 impl<'c> Reader<'c> {
@@ -312,19 +324,27 @@ impl<'c> Reader<'c> {
             stop,
             next_snapshot: Instant::now() + cfg.stats_interval,
             latency: None,
+            run_started: SystemTime::now(),
         }
     }
 
     /// Sends a counters snapshot to the sink stage.
     fn snapshot(&mut self) {
+        let snap = self.take_snapshot();
+        let _ = self.stats_tx.send(SinkMsg::Stats(Box::new(snap)));
+        self.next_snapshot = Instant::now() + self.cfg.stats_interval;
+    }
+
+    fn take_snapshot(&self) -> StatsSnapshot {
         let sum = |f: fn(&WorkerGauges) -> &AtomicU64| -> u64 {
             self.gauges
                 .iter()
                 .map(|g| f(g).load(Ordering::Relaxed))
                 .sum()
         };
-        let snap = StatsSnapshot {
+        StatsSnapshot {
             at: SystemTime::now(),
+            run_started: self.run_started,
             reader: self.stats.clone(),
             active_flows: sum(|g| &g.active_flows),
             records: sum(|g| &g.records),
@@ -342,9 +362,7 @@ impl<'c> Reader<'c> {
                     ]
                 })
                 .unwrap_or_default(),
-        };
-        let _ = self.stats_tx.send(SinkMsg::Stats(Box::new(snap)));
-        self.next_snapshot = Instant::now() + self.cfg.stats_interval;
+        }
     }
 
     fn read_file(
@@ -482,13 +500,14 @@ impl<'c> Reader<'c> {
         let _ = self.to_workers[shard].send(ToWorker::Batch(full));
     }
 
-    fn finish(mut self) -> ReaderStats {
+    /// Hands over the last batches; returns the counters, a snapshot of this moment and the
+    /// sender for the final snapshot. Dropping the worker senders ends the workers' loops.
+    fn finish(mut self) -> (ReaderStats, StatsSnapshot, Sender<SinkMsg>) {
         for shard in 0..self.batches.len() {
             self.flush(shard);
         }
-        self.snapshot();
-        // Dropping the senders ends the workers' loops.
+        let snap = self.take_snapshot();
         self.to_workers.clear();
-        self.stats
+        (self.stats, snap, self.stats_tx)
     }
 }
