@@ -16,3 +16,5 @@ cargo build --release --quiet
 .venv/bin/python -m pytest -q tests/e2e "$@"
 echo "== ClickHouse tests (Debian's clickhouse-server 18.16 + chdb / ClickHouse 26.x)"
 bash tests/clickhouse/run.sh
+echo "== Grafana dashboards: every panel's SQL on chdb and 18.16 against independent numbers"
+bash tests/dashboards/run.sh

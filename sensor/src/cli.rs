@@ -32,6 +32,9 @@ pub enum Command {
     Capture(Box<CaptureArgs>),
     /// Print the ClickHouse DDL (the sink applies it itself unless told not to).
     Schema(SchemaArgs),
+    /// Report on recorded sessions (JSONL files or ClickHouse): terminal summary,
+    /// `--min-version`, `--html`, `--tlsrpt`.
+    Report(Box<ReportArgs>),
 }
 
 /// Arguments of `mailtls schema`.
@@ -459,6 +462,73 @@ pub fn host_name() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "mailtls".to_string())
+}
+
+/// Arguments of `mailtls report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// JSONL files written by `mailtls read/capture --jsonl` ("-" for stdin).
+    #[arg(value_name = "JSONL")]
+    pub jsonl: Vec<String>,
+    /// Read sessions from ClickHouse at URL (http:// only) instead of / besides JSONL files.
+    #[arg(long, value_name = "URL")]
+    pub clickhouse: Option<String>,
+    /// ClickHouse database.
+    #[arg(
+        long = "clickhouse-database",
+        value_name = "NAME",
+        default_value = "mailtls"
+    )]
+    pub database: String,
+    /// Raw session table.
+    #[arg(
+        long = "clickhouse-table",
+        value_name = "NAME",
+        default_value = "sessions"
+    )]
+    pub table: String,
+    /// ClickHouse user (else $MAILTLS_CLICKHOUSE_USER, else the credentials file).
+    #[arg(long = "clickhouse-user", value_name = "USER")]
+    pub user: Option<String>,
+    /// ClickHouse password (else $MAILTLS_CLICKHOUSE_PASSWORD, else the credentials file).
+    #[arg(long = "clickhouse-password", value_name = "PASSWORD")]
+    pub password: Option<String>,
+    /// File with `user = NAME` and `password = SECRET` lines.
+    #[arg(long = "clickhouse-credentials", value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+    /// Only sessions that started at or after this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub from: Option<String>,
+    /// Only sessions that started at or before this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub to: Option<String>,
+    /// List the peers and sessions that would fail under this minimum TLS version.
+    #[arg(long = "min-version", value_name = "VERSION", value_parser = ["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"])]
+    pub min_version: Option<String>,
+    /// Write a self-contained HTML report (inline SVG charts) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write RFC 8460 (SMTP TLS reporting) JSON aggregate reports of outbound sessions,
+    /// one file per receiving MX, into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub tlsrpt: Option<PathBuf>,
+    /// organization-name of the TLSRPT reports.
+    #[arg(
+        long = "tlsrpt-org",
+        value_name = "NAME",
+        default_value = "mailtls passive sensor"
+    )]
+    pub tlsrpt_org: String,
+    /// contact-info of the TLSRPT reports.
+    #[arg(
+        long = "tlsrpt-contact",
+        value_name = "ADDR",
+        default_value = "postmaster@localhost"
+    )]
+    pub tlsrpt_contact: String,
+    /// A network of yours (CIDR): recompute every record's direction. Repeatable.
+    #[arg(long = "local-net", value_name = "CIDR")]
+    pub local_nets: Vec<IpNet>,
 }
 
 #[cfg(test)]

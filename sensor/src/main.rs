@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         Command::Read(args) => read(&args),
         Command::Capture(args) => capture(&args),
         Command::Schema(args) => schema(&args),
+        Command::Report(args) => mailtls_sensor::report::run(&args),
     };
     match result {
         Ok(code) => code,

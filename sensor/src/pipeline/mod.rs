@@ -160,7 +160,9 @@ where
     let workers = cfg.workers.max(1);
     let mut to_workers: Vec<Sender<ToWorker>> = Vec::with_capacity(workers);
     let mut free_batches: Vec<Receiver<PacketBatch>> = Vec::with_capacity(workers);
-    let (rec_tx, rec_rx) = bounded::<SinkMsg>(256);
+    // Bounded in records, not only messages: at most 64 messages of at most
+    // RECORDS_PER_MESSAGE records wait for the sink stage.
+    let (rec_tx, rec_rx) = bounded::<SinkMsg>(64);
     let gauges: Vec<Arc<WorkerGauges>> = (0..workers).map(|_| Arc::default()).collect();
     let latency = new_latency_histogram();
     let mut warnings = Vec::new();
@@ -236,7 +238,7 @@ fn worker_loop(
     latency: &LatencyHistogram,
 ) -> WorkerStats {
     let mut table = FlowTable::new(cfg);
-    let mut out: Vec<SessionRecord> = Vec::new();
+    let mut out = RecordOut::new(rec_tx);
     for msg in rx {
         match msg {
             ToWorker::Batch(mut batch) => {
@@ -267,19 +269,52 @@ fn worker_loop(
         gauge
             .parse_errors
             .store(table.stats.parse_errors(), Ordering::Relaxed);
-        if !out.is_empty()
-            && rec_tx
-                .send(SinkMsg::Records(std::mem::take(&mut out)))
-                .is_err()
-        {
+        if !out.flush() {
             break;
         }
     }
     table.drain(&mut |r| out.push(r));
-    if !out.is_empty() {
-        let _ = rec_tx.send(SinkMsg::Records(out));
-    }
+    out.flush();
     table.stats
+}
+
+/// Most records in one message to the sink stage.
+const RECORDS_PER_MESSAGE: usize = 256;
+
+/// A worker's outgoing records: sent in messages of at most [`RECORDS_PER_MESSAGE`] as they
+/// are emitted, so an eviction wave or the final drain never holds more than one message per
+/// worker (plus the bounded channel) in memory.
+struct RecordOut {
+    tx: Sender<SinkMsg>,
+    pending: Vec<SessionRecord>,
+    connected: bool,
+}
+
+impl RecordOut {
+    fn new(tx: Sender<SinkMsg>) -> Self {
+        RecordOut {
+            tx,
+            pending: Vec::with_capacity(RECORDS_PER_MESSAGE),
+            connected: true,
+        }
+    }
+
+    fn push(&mut self, r: SessionRecord) {
+        self.pending.push(r);
+        if self.pending.len() >= RECORDS_PER_MESSAGE {
+            self.flush();
+        }
+    }
+
+    /// Sends what is pending; false once the sink stage is gone.
+    fn flush(&mut self) -> bool {
+        if !self.pending.is_empty() && self.connected {
+            let chunk =
+                std::mem::replace(&mut self.pending, Vec::with_capacity(RECORDS_PER_MESSAGE));
+            self.connected = self.tx.send(SinkMsg::Records(chunk)).is_ok();
+        }
+        self.connected
+    }
 }
 
 /// The reader stage: decode, filter, shard, batch. A feed (offline files, live interfaces)

@@ -107,15 +107,24 @@ impl Stream {
             self.stats.retransmissions += 1;
             return 0;
         }
-        if start <= self.next {
+        let before = self.ready.len();
+        if start <= self.next && self.out_of_order.is_empty() {
+            // The common case: in order, nothing waiting that could overlap.
             let skip = (self.next - start) as usize;
-            let before = self.ready.len();
             self.append_ready(&payload[skip..], cfg);
-            self.drain_out_of_order(cfg);
             return self.ready.len().saturating_sub(before);
         }
+        // Out of order, or in order over waiting segments: the first copy of every byte wins,
+        // so the new bytes go through the same trimming as any out-of-order segment.
+        let (start, payload) = if start < self.next {
+            let skip = (self.next - start) as usize;
+            (self.next, &payload[skip..])
+        } else {
+            (start, payload)
+        };
         self.store_out_of_order(start, payload, cfg);
-        0
+        self.drain_out_of_order(cfg);
+        self.ready.len().saturating_sub(before)
     }
 
     fn append_ready(&mut self, bytes: &[u8], cfg: &StreamConfig) {
@@ -308,6 +317,16 @@ mod tests {
         assert_eq!(s.stats.conflicts, 1);
         s.insert(1, b"0123", &cfg());
         assert_eq!(s.ready(), b"0123AAAAYY");
+    }
+
+    #[test]
+    fn first_copy_wins_over_a_later_in_order_copy() {
+        let mut s = Stream::default();
+        s.on_syn(0);
+        s.insert(11, b"WORLD", &cfg()); // early tail
+        s.insert(1, b"hello_world", &cfg()); // in order, conflicting over the tail
+        assert_eq!(s.ready(), b"hello_WORLD");
+        assert_eq!(s.stats.conflicts, 1);
     }
 
     #[test]

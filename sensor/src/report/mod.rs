@@ -2,9 +2,23 @@
 //!
 //! [`Summary`] folds records one at a time (so it works on a stream of any length, holding
 //! only per-peer aggregates), and [`Summary::render`] prints it with the run's counters.
+//!
+//! `mailtls report` ([`run`]) answers the same questions from recorded sessions (JSONL files
+//! or the ClickHouse raw table, [`input`]), and optionally: the sessions and peers that would
+//! fail under a minimum TLS version ([`minversion`]), a self-contained HTML page with SVG
+//! charts ([`html`]), and RFC 8460 TLSRPT aggregate reports of outbound sessions ([`tlsrpt`]).
+
+pub mod html;
+pub mod input;
+pub mod minversion;
+pub mod tlsrpt;
+
+use crate::cli::ReportArgs;
+use crate::session::RecordContext;
+use std::process::ExitCode;
 
 use mailtls_parsers::registry::{cipher_suite, version_name, version_rank};
-use mailtls_storage::SessionRecord;
+use mailtls_storage::{SessionRecord, Timestamp};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::net::IpAddr;
@@ -179,6 +193,114 @@ impl Summary {
         }
         o
     }
+}
+
+/// `mailtls report`: reads the inputs once, folding every record into the requested views.
+pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let parse_time = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<Timestamp>> {
+        match v {
+            None => Ok(None),
+            Some(t) => Timestamp::parse_rfc3339(t)
+                .map(Some)
+                .ok_or_else(|| anyhow::anyhow!("{flag}: not an RFC 3339 time: {t:?}")),
+        }
+    };
+    let window = input::Window {
+        from: parse_time("--from", &args.from)?,
+        to: parse_time("--to", &args.to)?,
+    };
+    if args.jsonl.is_empty() && args.clickhouse.is_none() {
+        anyhow::bail!("no input: give JSONL files and/or --clickhouse URL");
+    }
+    let mut summary = Summary::default();
+    let mut min = match &args.min_version {
+        Some(v) => Some(minversion::MinVersion::new(v).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let mut html = args.html.as_ref().map(|_| html::HtmlReport::default());
+    let mut rpt = args.tlsrpt.as_ref().map(|_| tlsrpt::Tlsrpt::default());
+    let ctx = RecordContext {
+        sensor: String::new(),
+        local_nets: args.local_nets.clone(),
+    };
+    let mut fold = |mut r: SessionRecord| {
+        if !ctx.local_nets.is_empty() {
+            r.direction = ctx.direction(r.client_ip, r.server_ip);
+        }
+        summary.add(&r);
+        if let Some(m) = &mut min {
+            m.add(&r);
+        }
+        if let Some(h) = &mut html {
+            h.add(&r);
+        }
+        if let Some(t) = &mut rpt {
+            t.add(&r);
+        }
+    };
+    let mut sources = Vec::new();
+    for path in &args.jsonl {
+        let n = input::read_jsonl(path, window, &mut fold).map_err(anyhow::Error::msg)?;
+        sources.push(format!("{path}: {n} records"));
+    }
+    if let Some(url) = &args.clickhouse {
+        let credentials = mailtls_storage::sink::clickhouse::Credentials::resolve(
+            args.user.as_deref(),
+            args.password.as_deref(),
+            args.credentials.as_deref(),
+            |k| std::env::var(k).ok(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let src = input::ClickhouseSource {
+            url: url.clone(),
+            database: args.database.clone(),
+            table: args.table.clone(),
+            credentials,
+        };
+        let n = src.read(window, &mut fold).map_err(anyhow::Error::msg)?;
+        sources.push(format!(
+            "{url} {}.{}: {n} records",
+            args.database, args.table
+        ));
+    }
+    let range = match (window.from, window.to) {
+        (None, None) => String::new(),
+        (f, t) => format!(
+            "time range: {} .. {}",
+            f.map_or("-".into(), Timestamp::to_rfc3339),
+            t.map_or("-".into(), Timestamp::to_rfc3339)
+        ),
+    };
+    let mut counters = sources.join("\n");
+    if !range.is_empty() {
+        counters.push('\n');
+        counters.push_str(&range);
+    }
+    print!("{}", summary.render(&counters));
+    if let Some(m) = &min {
+        print!("{}", m.render());
+    }
+    if let (Some(h), Some(path)) = (&html, &args.html) {
+        let mut source = sources.join("; ");
+        if !range.is_empty() {
+            source = format!("{source}; {range}");
+        }
+        std::fs::write(path, h.render(&source))
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        println!("\nHTML report written to {}", path.display());
+    }
+    if let (Some(t), Some(dir)) = (&rpt, &args.tlsrpt) {
+        let paths = t
+            .write(
+                dir,
+                &args.tlsrpt_org,
+                &args.tlsrpt_contact,
+                (window.from, window.to),
+            )
+            .map_err(anyhow::Error::msg)?;
+        print!("{}", t.render(&paths));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn section(o: &mut String, title: &str) {
