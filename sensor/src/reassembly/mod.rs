@@ -323,7 +323,7 @@ mod tests {
     fn first_copy_wins_over_a_later_in_order_copy() {
         let mut s = Stream::default();
         s.on_syn(0);
-        s.insert(11, b"WORLD", &cfg()); // early tail
+        s.insert(7, b"WORLD", &cfg()); // early tail (offsets 6..11)
         s.insert(1, b"hello_world", &cfg()); // in order, conflicting over the tail
         assert_eq!(s.ready(), b"hello_WORLD");
         assert_eq!(s.stats.conflicts, 1);
