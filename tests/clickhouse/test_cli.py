@@ -586,3 +586,32 @@ def test_sigterm_mid_run_flushes_everything(mailtls, server, big_capture, tmp_pa
     # Written (spool replays included) plus still spooled = sessions emitted + stats rows.
     assert c["clickhouse_rows_written"] + c["clickhouse_spool_rows_pending"] \
         == records + stats_rows
+
+
+def test_spool_cap_reached_drops_loudly_and_accounts_for_every_row(mailtls, server, big_capture,
+                                                                   tmp_path):
+    """Server down, spool capped small: rows are dropped only past the cap, logged as an error,
+    and rows spooled + dropped = rows emitted (sessions + sensor_stats rows)."""
+    capture, n = big_capture
+    db = fresh_db(server, "cap")
+    spool = tmp_path / "spool"
+    server_ctl("stop")
+    try:
+        p = subprocess.run(
+            read_cmd(mailtls, server, [capture], db, "--jsonl", "-", "--clickhouse-spool", spool,
+                     "--clickhouse-spool-max-bytes", str(1 << 20), "--clickhouse-batch-rows", "500"),
+            env=cli_env(), capture_output=True, text=True, timeout=300)
+    finally:
+        server_ctl("start")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert not any(m in p.stderr for m in PANIC_MARKERS), p.stderr[-3000:]
+    c = counters(p.stderr)
+    assert c["records"] == n == len(p.stdout.splitlines())
+    assert c["clickhouse_rows_written"] == 0
+    assert c["clickhouse_rows_dropped"] > 0, "the cap was reached"
+    assert "DROPPED" in p.stderr, "drops are logged loudly"
+    spooled_bytes = sum(f.stat().st_size for f in spool.glob("*.seg"))
+    assert spooled_bytes <= (1 << 20) + 64 * 1024, f"spool holds {spooled_bytes} bytes"
+    stats_rows = c["clickhouse_rows_spooled"] + c["clickhouse_rows_dropped"] - n
+    assert stats_rows >= 1, "sensor_stats rows are part of the accounting"
+    assert c["clickhouse_spool_rows_pending"] + c["clickhouse_rows_dropped"] == n + stats_rows
