@@ -126,7 +126,7 @@ const SYN: [u8; 40] = [
 /// (`ts + tick_us`) overflows: a panic in debug builds, wrapped time in release builds.
 /// fuzz/regressions/pipeline/t1-*.bin are the fuzz inputs.
 #[test]
-#[ignore = "T1 not fixed: capture times near i64::MAX overflow the reader (fuzz/CAMPAIGN.md)"]
+
 fn t1_pcapng_timestamp_at_the_end_of_time() {
     // 2^62 s after the epoch: tv_sec * 10^6 saturates to i64::MAX.
     let cap = pcapng_seconds(&[(1 << 62, &SYN)]);
@@ -139,7 +139,7 @@ fn t1_pcapng_timestamp_at_the_end_of_time() {
 /// T1, second form: two packets of one flow, one at +2^62 s and one at -2^63 s (tv_sec is
 /// signed): every difference of capture times overflows.
 #[test]
-#[ignore = "T1 not fixed: capture times near i64::MIN/MAX overflow (fuzz/CAMPAIGN.md)"]
+
 fn t1_pcapng_timestamps_at_both_ends() {
     let cap = pcapng_seconds(&[(1 << 62, &SYN), (1 << 63, &SYN)]);
     for workers in [1, 2] {
@@ -150,7 +150,7 @@ fn t1_pcapng_timestamps_at_both_ends() {
 
 /// T1 in the flow table itself (target `flow`): `p.ts - sess.last_ts` overflows.
 #[test]
-#[ignore = "T1 not fixed: FlowTable::on_packet subtracts capture times (fuzz/CAMPAIGN.md)"]
+
 fn t1_flow_table_capture_times_at_both_ends() {
     let mut table = FlowTable::new(table_config(1));
     let client = Endpoint {
@@ -193,7 +193,7 @@ fn seg(seq: u32, len: u32) -> Vec<u8> {
 /// 0 instead of being trimmed, so bytes from before offset 0 are handed to the parser as if
 /// they came later. fuzz/regressions/reassembly/r1-*.bin is the fuzz input (SYN variant).
 #[test]
-#[ignore = "R1 not fixed: segments starting before offset 0 are misplaced (fuzz/CAMPAIGN.md)"]
+
 fn r1_segment_straddling_offset_zero_midstream() {
     let cfg = StreamConfig::default();
     let mut s = Stream::default();
@@ -211,7 +211,7 @@ fn r1_segment_straddling_offset_zero_midstream() {
 
 /// R1, SYN variant (the fuzz input): offset 0 is ISN + 1, and a segment covers ISN - 244..ISN + 11.
 #[test]
-#[ignore = "R1 not fixed: segments starting before offset 0 are misplaced (fuzz/CAMPAIGN.md)"]
+
 fn r1_segment_straddling_offset_zero_after_syn() {
     let cfg = StreamConfig::default();
     let mut s = Stream::default();

@@ -146,7 +146,7 @@ impl TlsParser {
     pub fn handshake_micros(&self) -> Option<u64> {
         let done = self.established_at?;
         self.client_hello.as_ref()?;
-        u64::try_from(done - self.client_hello_at).ok()
+        u64::try_from(done.checked_sub(self.client_hello_at)?).ok()
     }
 
     fn tls13(&self) -> bool {

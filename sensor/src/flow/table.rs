@@ -108,7 +108,7 @@ impl FlowTable {
                 } else {
                     Dir::ToClient
                 };
-                let idle = p.ts - sess.last_ts > self.cfg.idle_timeout_us;
+                let idle = p.ts.saturating_sub(sess.last_ts) > self.cfg.idle_timeout_us;
                 if (pure_syn && sess.is_new_syn(dir, p.seq)) || idle {
                     let reason = if idle {
                         EndReason::Idle
@@ -120,7 +120,7 @@ impl FlowTable {
                 }
             }
             Some(Entry::Closed { at, open }) => {
-                let quiet_for = p.ts - *at;
+                let quiet_for = p.ts.saturating_sub(*at);
                 let expired = if *open {
                     quiet_for > self.cfg.idle_timeout_us
                 } else {
@@ -217,17 +217,17 @@ impl FlowTable {
         let mut ripe: Vec<FlowKey> = Vec::new();
         self.map.retain(|k, e| match e {
             Entry::Active(s) => {
-                if now - s.last_ts > idle {
+                if now.saturating_sub(s.last_ts) > idle {
                     stale.push(*k);
                 } else if let (Some(delay), Some(done)) = (early, s.done_at) {
-                    if now - done > delay {
+                    if now.saturating_sub(done) > delay {
                         ripe.push(*k);
                     }
                 }
                 true
             }
-            Entry::Closed { at, open: false } => now - *at <= linger,
-            Entry::Closed { at, open: true } => now - *at <= idle,
+            Entry::Closed { at, open: false } => now.saturating_sub(*at) <= linger,
+            Entry::Closed { at, open: true } => now.saturating_sub(*at) <= idle,
         });
         stale.sort_unstable_by_key(|k| (k.lo, k.hi));
         for k in stale {

@@ -513,11 +513,13 @@ impl<'c> Reader<'c> {
     }
 
     fn maybe_tick(&mut self, ts: i64) {
-        let next = *self.next_tick.get_or_insert(ts + self.cfg.tick_us);
+        let next = *self
+            .next_tick
+            .get_or_insert(ts.saturating_add(self.cfg.tick_us));
         if ts < next {
             return;
         }
-        self.next_tick = Some(ts + self.cfg.tick_us);
+        self.next_tick = Some(ts.saturating_add(self.cfg.tick_us));
         for shard in 0..self.batches.len() {
             self.flush(shard);
             let _ = self.to_workers[shard].send(ToWorker::Tick(ts));

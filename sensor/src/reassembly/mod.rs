@@ -85,11 +85,12 @@ impl Stream {
     }
 
     /// The stream offset of sequence number `seq`, relative to the next expected byte
-    /// (so it is correct across wrap-around for any segment within ±2 GiB of it).
-    fn offset_of(&self, base: u32, seq: u32) -> u64 {
+    /// (so it is correct across wrap-around for any segment within ±2 GiB of it). Negative
+    /// for bytes before offset 0 (sent before the SYN's sequence number).
+    fn offset_of(&self, base: u32, seq: u32) -> i64 {
         let next_seq = base.wrapping_add(self.next as u32);
         let delta = i64::from(seq.wrapping_sub(next_seq) as i32);
-        (self.next as i64 + delta).max(0) as u64
+        self.next as i64 + delta
     }
 
     /// Adds a segment. Returns the number of new bytes made ready for the parser.
@@ -102,6 +103,19 @@ impl Stream {
             return 0;
         }
         let start = self.offset_of(base, seq);
+        // Bytes before offset 0 belong to nothing this stream delivers: cut them off.
+        let (start, payload) = if start < 0 {
+            let cut = usize::try_from(start.unsigned_abs()).unwrap_or(usize::MAX);
+            match payload.get(cut..) {
+                Some(rest) if !rest.is_empty() => (0u64, rest),
+                _ => {
+                    self.stats.retransmissions += 1;
+                    return 0;
+                }
+            }
+        } else {
+            (start as u64, payload)
+        };
         let end = start + payload.len() as u64;
         if end <= self.next {
             self.stats.retransmissions += 1;
@@ -219,7 +233,7 @@ impl Stream {
         else {
             return;
         };
-        if self.offset_of(base, ack) > first {
+        if self.offset_of(base, ack) > first as i64 {
             self.hole_condemned = true;
         }
     }

@@ -63,7 +63,10 @@ pub(super) fn build(s: &Session, reason: EndReason, ctx: &RecordContext) -> Sess
         packets_c2s: s.packets[0],
         packets_s2c: s.packets[1],
         gap_bytes: s.streams[0].stats.gap_bytes + s.streams[1].stats.gap_bytes,
-        tcp_conflicts: s.streams[0].stats.conflicts + s.streams[1].stats.conflicts,
+        tcp_conflicts: s.streams[0]
+            .stats
+            .conflicts
+            .saturating_add(s.streams[1].stats.conflicts),
         midstream: s.midstream,
         end_reason: reason,
         ..SessionRecord::default()
