@@ -1,0 +1,24 @@
+//! `sensor::decode::decode` on arbitrary frames, over every link type it knows (and one it
+//! does not). A decoded payload must lie inside the frame.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mailtls_sensor::decode::{decode, Skip};
+
+fuzz_target!(|frame: &[u8]| {
+    let range = frame.as_ptr_range();
+    for link in mailtls_fuzz::LINK_TYPES.iter().copied().chain([9999]) {
+        let d = decode(link, frame);
+        match d.packet {
+            Ok(p) => {
+                let pr = p.payload.as_ptr_range();
+                assert!(
+                    p.payload.is_empty() || (pr.start >= range.start && pr.end <= range.end),
+                    "payload outside the frame"
+                );
+            }
+            Err(Skip::UnsupportedLink) => assert_eq!(link, 9999),
+            Err(_) => {}
+        }
+    }
+});
