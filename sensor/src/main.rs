@@ -123,13 +123,7 @@ fn read(args: &ReadArgs) -> Result<ExitCode> {
     for w in &warnings {
         eprintln!("mailtls: {w}");
     }
-    let mut lines = stats.to_lines();
-    if let Some(r) = &ch_report {
-        for l in r.lines() {
-            lines.push_str(&l);
-            lines.push('\n');
-        }
-    }
+    let lines = counter_lines(&stats, ch_report.as_ref());
     if to_stdout {
         eprint!("{lines}");
     } else {
@@ -226,13 +220,7 @@ fn capture(args: &CaptureArgs) -> Result<ExitCode> {
     for w in &warnings {
         eprintln!("mailtls: {w}");
     }
-    let mut lines = stats.to_lines();
-    if let Some(r) = &ch_report {
-        for l in r.lines() {
-            lines.push_str(&l);
-            lines.push('\n');
-        }
-    }
+    let lines = counter_lines(&stats, ch_report.as_ref());
     eprint!("{lines}");
     for e in &errors {
         eprintln!("mailtls: error: {e}");
@@ -242,4 +230,17 @@ fn capture(args: &CaptureArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The run's counters and, when ClickHouse was used, the sink's, as `name: value` lines.
+fn counter_lines(
+    stats: &mailtls_sensor::stats::RunStats,
+    clickhouse: Option<&mailtls_storage::sink::clickhouse::SinkReport>,
+) -> String {
+    let mut lines = stats.to_lines();
+    for l in clickhouse.map(|r| r.lines()).unwrap_or_default() {
+        lines.push_str(&l);
+        lines.push('\n');
+    }
+    lines
 }
