@@ -7,6 +7,7 @@
 //! counted; anything else is counted as skipped, never an error. Nothing here allocates: the
 //! result borrows the frame.
 
+mod fast;
 mod tunnel;
 
 use etherparse::{EtherType, IpNumber, LaxNetSlice, LaxSlicedPacket, TransportSlice};
@@ -117,8 +118,30 @@ pub struct Decoded<'a> {
 /// Deepest tunnel nesting unwrapped.
 const MAX_DEPTH: u8 = 4;
 
-/// Decodes one captured frame of link type `link`.
+/// Decodes one captured frame of link type `link`: common frames by the fast path
+/// (fixed header offsets), the rest by [`decode_reference`].
 pub fn decode(link: i32, frame: &[u8]) -> Decoded<'_> {
+    let quick = match link {
+        linktype::ETHERNET => fast::ethernet(frame),
+        linktype::RAW
+        | linktype::RAW_12
+        | linktype::RAW_OPENBSD
+        | linktype::IPV4
+        | linktype::IPV6 => fast::raw_ip(frame),
+        _ => fast::Fast::Slow,
+    };
+    match quick {
+        fast::Fast::Done(packet) => Decoded {
+            packet,
+            tunnel: None,
+        },
+        fast::Fast::Slow => decode_reference(link, frame),
+    }
+}
+
+/// Decodes one captured frame of link type `link` through `etherparse` and the tunnel
+/// decoders only: the reference [`decode`]'s fast path is checked against (tests, fuzzing).
+pub fn decode_reference(link: i32, frame: &[u8]) -> Decoded<'_> {
     let mut tunnel = None;
     let packet = decode_link(link, frame, 0, &mut tunnel);
     Decoded { packet, tunnel }

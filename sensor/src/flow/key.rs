@@ -1,6 +1,7 @@
 //! The flow key: both endpoints of a TCP connection in a canonical order, so that both
 //! directions of a connection map to the same key and the same hash.
 
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 /// One end of a TCP connection.
@@ -13,12 +14,37 @@ pub struct Endpoint {
 }
 
 /// A TCP connection named by its two endpoints, lower endpoint first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowKey {
     /// The lower endpoint (by address, then port).
     pub lo: Endpoint,
     /// The higher endpoint.
     pub hi: Endpoint,
+}
+
+impl Hash for FlowKey {
+    /// One `write` of the addresses and ports packed together: the derived impl made nine
+    /// calls into the (keyed, DoS-resistant) hasher of the flow table, one per field and
+    /// enum tag, which perf showed as a tenth of a worker's time on all-mail traffic.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut buf = [0u8; 36];
+        let mut n = 0;
+        for ep in [&self.lo, &self.hi] {
+            match ep.ip {
+                IpAddr::V4(a) => {
+                    buf[n..n + 4].copy_from_slice(&a.octets());
+                    n += 4;
+                }
+                IpAddr::V6(a) => {
+                    buf[n..n + 16].copy_from_slice(&a.octets());
+                    n += 16;
+                }
+            }
+            buf[n..n + 2].copy_from_slice(&ep.port.to_be_bytes());
+            n += 2;
+        }
+        state.write(&buf[..n]);
+    }
 }
 
 impl FlowKey {

@@ -100,7 +100,7 @@ impl FlowTable {
         use crate::decode::flags::{ACK, FIN, RST, SYN};
         let (key, _) = FlowKey::new(p.src, p.dst);
         let pure_syn = p.flags & (SYN | ACK) == SYN;
-        let mut start_new = false;
+        let start_new;
         match self.map.get_mut(&key) {
             Some(Entry::Active(sess)) => {
                 let dir = if p.src == sess.client {
@@ -109,7 +109,22 @@ impl FlowTable {
                     Dir::ToClient
                 };
                 let idle = p.ts.saturating_sub(sess.last_ts) > self.cfg.idle_timeout_us;
-                if (pure_syn && sess.is_new_syn(dir, p.seq)) || idle {
+                if !((pure_syn && sess.is_new_syn(dir, p.seq)) || idle) {
+                    // The common case: a packet of a session in progress, one lookup.
+                    Self::feed(sess, dir, p, &self.cfg.stream);
+                    if sess.is_closed() {
+                        self.end(key, EndReason::Fin, emit);
+                        self.map.insert(
+                            key,
+                            Entry::Closed {
+                                at: p.ts,
+                                open: false,
+                            },
+                        );
+                    }
+                    return;
+                }
+                {
                     let reason = if idle {
                         EndReason::Idle
                     } else {
@@ -156,6 +171,17 @@ impl FlowTable {
         } else {
             Dir::ToClient
         };
+        Self::feed(sess, dir, p, &self.cfg.stream);
+        if sess.is_closed() {
+            let at = p.ts;
+            self.end(key, EndReason::Fin, emit);
+            self.map.insert(key, Entry::Closed { at, open: false });
+        }
+    }
+
+    /// Hands one packet to its session.
+    fn feed(sess: &mut Session, dir: Dir, p: &FlowPacket<'_>, cfg: &StreamConfig) {
+        use crate::decode::flags::{ACK, FIN, RST, SYN};
         let ack = (p.flags & ACK != 0).then_some(p.ack);
         sess.on_packet(
             dir,
@@ -166,13 +192,8 @@ impl FlowTable {
             p.flags & RST != 0,
             p.payload,
             p.ts,
-            &self.cfg.stream,
+            cfg,
         );
-        if sess.is_closed() {
-            let at = p.ts;
-            self.end(key, EndReason::Fin, emit);
-            self.map.insert(key, Entry::Closed { at, open: false });
-        }
     }
 
     fn new_session(&self, p: &FlowPacket<'_>) -> Session {

@@ -356,7 +356,7 @@ impl Session {
             reason
         };
         let stats = self.parse_stats();
-        (record::build(&self, reason, ctx), stats)
+        (record::build(&mut self, reason, ctx), stats)
     }
 
     fn parse_stats(&self) -> SessionParseStats {

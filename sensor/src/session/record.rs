@@ -34,8 +34,13 @@ impl RecordContext {
     }
 }
 
-pub(super) fn build(s: &Session, reason: EndReason, ctx: &RecordContext) -> SessionRecord {
-    let smtp = &s.smtp.summary;
+/// Builds the record of a session that has ended; its strings and lists move into the record
+/// (no copies: the session is dropped afterwards).
+pub(super) fn build(s: &mut Session, reason: EndReason, ctx: &RecordContext) -> SessionRecord {
+    // Before anything moves out of the session.
+    let mode = mode(s);
+    let smtp = &mut s.smtp.summary;
+    let take = std::mem::take::<String>;
     let mut r = SessionRecord {
         ts_start: Timestamp(s.first_ts),
         ts_end: Timestamp(s.last_ts),
@@ -46,16 +51,16 @@ pub(super) fn build(s: &Session, reason: EndReason, ctx: &RecordContext) -> Sess
         server_port: s.server.port,
         vlan: s.vlan,
         direction: ctx.direction(s.client.ip, s.server.ip),
-        smtp_banner_host: smtp.banner_host.clone(),
-        ehlo_host: smtp.ehlo_host.clone(),
-        helo_verb: smtp.helo_verb.clone(),
-        smtp_capabilities: smtp.capabilities.clone(),
+        smtp_banner_host: take(&mut smtp.banner_host),
+        ehlo_host: take(&mut smtp.ehlo_host),
+        helo_verb: take(&mut smtp.helo_verb),
+        smtp_capabilities: std::mem::take(&mut smtp.capabilities),
         starttls_offered: smtp.starttls_offered,
         starttls_requested: smtp.starttls_requested,
         starttls_reply: smtp.starttls_reply,
-        auth_mechs: smtp.auth_mechs.clone(),
+        auth_mechs: std::mem::take(&mut smtp.auth_mechs),
         auth_cleartext: smtp.auth_cleartext,
-        auth_cleartext_mech: smtp.auth_cleartext_mech.clone(),
+        auth_cleartext_mech: take(&mut smtp.auth_cleartext_mech),
         plaintext_mail_tx: smtp.mail_tx,
         plaintext_rcpt: smtp.rcpt,
         bytes_c2s: s.bytes[0],
@@ -71,22 +76,22 @@ pub(super) fn build(s: &Session, reason: EndReason, ctx: &RecordContext) -> Sess
         end_reason: reason,
         ..SessionRecord::default()
     };
-    if let Some(tls) = s.tls.as_deref() {
-        if let Some(ch) = &tls.client_hello {
-            r.tls_client_version = ch.legacy_version;
-            r.tls_client_versions = ch.versions.clone();
-            r.tls_client_ciphers = ch.ciphers.clone();
-            r.tls_client_extensions = ch.extensions.clone();
-            r.tls_client_groups = ch.groups.clone();
-            r.tls_client_sigalgs = ch.sigalgs.clone();
-            r.tls_client_point_formats = ch.point_formats.clone();
-            r.tls_client_max_version = version_name(ch.max_version()).to_string();
-            r.tls_sni = ch.sni.clone().unwrap_or_default();
-            r.tls_alpn = ch.alpn.clone();
-            r.tls_fallback_scsv = ch.has_fallback_scsv();
+    if let Some(tls) = s.tls.as_deref_mut() {
+        if let Some(ch) = &mut tls.client_hello {
             r.ja3 = ja3(ch);
             r.ja3_hash = md5_hex(&r.ja3);
             r.ja4 = ja4(ch, Transport::Tcp);
+            r.tls_client_version = ch.legacy_version;
+            r.tls_client_max_version = version_name(ch.max_version()).to_string();
+            r.tls_fallback_scsv = ch.has_fallback_scsv();
+            r.tls_client_versions = std::mem::take(&mut ch.versions);
+            r.tls_client_ciphers = std::mem::take(&mut ch.ciphers);
+            r.tls_client_extensions = std::mem::take(&mut ch.extensions);
+            r.tls_client_groups = std::mem::take(&mut ch.groups);
+            r.tls_client_sigalgs = std::mem::take(&mut ch.sigalgs);
+            r.tls_client_point_formats = std::mem::take(&mut ch.point_formats);
+            r.tls_sni = ch.sni.take().unwrap_or_default();
+            r.tls_alpn = std::mem::take(&mut ch.alpn);
         }
         if let Some(sh) = &tls.server_hello {
             r.ja3s = ja3s(sh);
@@ -114,22 +119,22 @@ pub(super) fn build(s: &Session, reason: EndReason, ctx: &RecordContext) -> Sess
             }
             .to_string();
         }
-        if let Some(c) = &tls.certificate {
-            r.cert_subject_cn = c.subject_cn.clone();
-            r.cert_sans = c.sans.clone();
-            r.cert_issuer = c.issuer.clone();
+        if let Some(c) = &mut tls.certificate {
+            r.cert_subject_cn = take(&mut c.subject_cn);
+            r.cert_sans = std::mem::take(&mut c.sans);
+            r.cert_issuer = take(&mut c.issuer);
             r.cert_not_before = Some(Timestamp::from_secs_micros(c.not_before, 0));
             r.cert_not_after = Some(Timestamp::from_secs_micros(c.not_after, 0));
-            r.cert_key_alg = c.key_alg.clone();
+            r.cert_key_alg = take(&mut c.key_alg);
             r.cert_key_bits = c.key_bits;
-            r.cert_sig_alg = c.sig_alg.clone();
-            r.cert_sha256 = c.sha256.clone();
+            r.cert_sig_alg = take(&mut c.sig_alg);
+            r.cert_sha256 = take(&mut c.sha256);
             r.cert_self_signed = c.self_signed;
         }
         r.cert_chain_len = tls.chain_len;
         r.tls_handshake_us = tls.handshake_micros().unwrap_or(0);
     }
-    r.mode = mode(s);
+    r.mode = mode;
     r.outcome = outcome(s, &r);
     r
 }
@@ -167,7 +172,7 @@ fn outcome(s: &Session, r: &SessionRecord) -> Outcome {
     match smtp.starttls_offered {
         Some(true) => Outcome::PlaintextOffered,
         Some(false) => Outcome::PlaintextNotOffered,
-        None if smtp.helo_verb == "HELO" => Outcome::PlaintextNotOffered,
+        None if r.helo_verb == "HELO" => Outcome::PlaintextNotOffered,
         None => Outcome::Incomplete,
     }
 }
