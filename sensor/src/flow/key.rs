@@ -13,6 +13,22 @@ pub struct Endpoint {
     pub port: u16,
 }
 
+impl Endpoint {
+    /// `self <= other` in the derived order (address family, address, port), with IPv4
+    /// compared as integers: the derived comparison of two `IpAddr` enums was the single
+    /// most expensive function of the reader on all-mail traffic.
+    #[inline]
+    fn le_fast(&self, other: &Endpoint) -> bool {
+        match (self.ip, other.ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                (u64::from(a.to_bits()) << 16 | u64::from(self.port))
+                    <= (u64::from(b.to_bits()) << 16 | u64::from(other.port))
+            }
+            _ => self <= other,
+        }
+    }
+}
+
 /// A TCP connection named by its two endpoints, lower endpoint first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowKey {
@@ -50,8 +66,9 @@ impl Hash for FlowKey {
 impl FlowKey {
     /// Builds the canonical key of a packet from `src` to `dst`; the flag says whether the
     /// packet travels from `lo` to `hi`.
+    #[inline]
     pub fn new(src: Endpoint, dst: Endpoint) -> (FlowKey, bool) {
-        if src <= dst {
+        if src.le_fast(&dst) {
             (FlowKey { lo: src, hi: dst }, true)
         } else {
             (FlowKey { lo: dst, hi: src }, false)
@@ -105,5 +122,23 @@ mod tests {
         assert_eq!(k1, k2);
         assert_ne!(f1, f2);
         assert_eq!(k1.symmetric_hash(), k2.symmetric_hash());
+    }
+
+    #[test]
+    fn fast_order_is_the_derived_order() {
+        let eps: Vec<Endpoint> = ["10.0.0.1", "10.0.0.2", "9.255.255.255", "::1", "fe80::1"]
+            .iter()
+            .flat_map(|a| {
+                [0u16, 25, 40000, 65535].map(|port| Endpoint {
+                    ip: a.parse().unwrap(),
+                    port,
+                })
+            })
+            .collect();
+        for a in &eps {
+            for b in &eps {
+                assert_eq!(a.le_fast(b), a <= b, "{a:?} {b:?}");
+            }
+        }
     }
 }
