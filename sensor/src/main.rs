@@ -10,6 +10,13 @@ use mailtls_sensor::outputs::{Outputs, Service};
 use mailtls_sensor::pipeline::{self, Progress};
 use mailtls_storage::schema::render_ddl;
 use mailtls_storage::sink::clickhouse::ClickhouseSink;
+
+/// mimalloc instead of glibc's malloc: records are built by a worker and freed by the sink
+/// thread, and glibc's per-thread arenas turned those cross-thread frees into lock
+/// contention (futex wake-ups) and made malloc/realloc about 40 % of a worker's time on
+/// all-mail traffic (perf, see docs/BENCHMARK.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use mailtls_storage::sink::JsonlSink;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
