@@ -3,7 +3,8 @@
 #
 #   scripts/fuzz.sh seeds               build the seed corpora fuzz/corpus/TARGET from
 #                                       ../shared/corpus (tshark, editcap) and fuzz/regressions
-#   scripts/fuzz.sh ci [SECS]           every target for SECS seconds (default 25)
+#   scripts/fuzz.sh ci [SECS]           every target for SECS seconds (default 25); fails
+#                                       (exit 1) when any target crashes or does not build
 #   scripts/fuzz.sh campaign N [T...]   every target (or the ones named) for N executions;
 #                                       logs in fuzz/logs/campaign/, summary on stdout
 #   scripts/fuzz.sh run T [ARGS...]     one target, extra libFuzzer arguments passed through
@@ -12,6 +13,9 @@
 #
 # Only stable Rust is needed: RUSTC_BOOTSTRAP=1 lets it take cargo-fuzz's -Z flags.
 # FUZZ_SANITIZER=address|none (default address; each has its own build directory),
+# FUZZ_SEEDS=full|quick: seeds from every capture of ../shared/corpus (default; about 1.5 min)
+#   or only from its peers capture (about 3 s; what CI uses), plus fuzz/regressions either way,
+# FUZZ_DEBUGINFO=0 builds without debug info (CI: faster builds; backtraces lose line numbers),
 # FUZZ_MAX_TIME=SECS caps each target of `campaign` in time as well,
 # FUZZ_STRICT=1 also checks the known findings not fixed yet (fuzz/CAMPAIGN.md).
 # A crash leaves its input in fuzz/artifacts/TARGET/ and makes the command fail.
@@ -41,13 +45,20 @@ opts_for() {
 
 need_cargo_fuzz() {
     if ! cargo fuzz --version >/dev/null 2>&1; then
+        # A prebuilt, pinned cargo-fuzz (PyPI wheel, ~3 s), else cargo install --locked (~1 min).
         echo "== installing cargo-fuzz"
-        cargo install cargo-fuzz --locked --quiet
+        PATH="$(bash "$ROOT/scripts/cargo-tool.sh" cargo-fuzz):$PATH"
+        export PATH
     fi
 }
 
 # Separate build directories, so that switching sanitizers does not rebuild everything.
-FUZZ_BUILD=(-s "$SANITIZER" --target-dir "$FUZZ/target/$SANITIZER")
+BUILD_DIR="$FUZZ/target/$SANITIZER"
+if [ "${FUZZ_DEBUGINFO:-1}" = 0 ]; then
+    export CARGO_PROFILE_RELEASE_DEBUG=0
+    BUILD_DIR="$BUILD_DIR-nodebuginfo"
+fi
+FUZZ_BUILD=(-s "$SANITIZER" --target-dir "$BUILD_DIR")
 
 build() {
     need_cargo_fuzz
@@ -72,8 +83,12 @@ seeds() {
         echo "seeds: $SHARED_CORPUS not found: regression inputs only" >&2
         return 0
     fi
-    echo "== seeds from $SHARED_CORPUS"
-    python3 "$FUZZ/seeds.py" "$SHARED_CORPUS" "$FUZZ/corpus" "$ROOT/parsers/src/tls/testdata"
+    local from="$SHARED_CORPUS"
+    if [ "${FUZZ_SEEDS:-full}" = quick ] && [ -d "$SHARED_CORPUS/peers" ]; then
+        from="$SHARED_CORPUS/peers"
+    fi
+    echo "== seeds from $from"
+    python3 "$FUZZ/seeds.py" "$from" "$FUZZ/corpus" "$ROOT/parsers/src/tls/testdata"
 }
 
 # run_target TARGET LIBFUZZER_ARGS...
@@ -98,11 +113,13 @@ summary() {
         log="$LOGS/$t.log"
         [ -f "$log" ] || continue
         local runs eps cov ft corp res
-        runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | awk '{print $2}')
-        eps=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | tail -1 | awk '{print $2}')
-        cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | awk '{print $2}')
-        ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | awk '{print $2}')
-        corp=$(grep -o 'corp: [0-9]*/[0-9a-zA-Z]*' "$log" | tail -1 | awk '{print $2}')
+        # `|| true`: a target that crashed while loading its corpus printed no coverage line,
+        # and a failing grep must not end the script (set -e) before it reports the crash.
+        runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | awk '{print $2}' || true)
+        eps=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | tail -1 | awk '{print $2}' || true)
+        cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | awk '{print $2}' || true)
+        ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | awk '{print $2}' || true)
+        corp=$(grep -o 'corp: [0-9]*/[0-9a-zA-Z]*' "$log" | tail -1 | awk '{print $2}' || true)
         if grep -q -E '^(==[0-9]+== ?ERROR|SUMMARY: libFuzzer)|panicked at' "$log"; then
             res=CRASH
         else
@@ -180,6 +197,6 @@ case "$cmd" in
         (cd "$FUZZ" && cargo fuzz run "${FUZZ_BUILD[@]}" "$t" "$file")
         ;;
     *)
-        sed -n '2,16p' "$0"
+        sed -n '2,21p' "$0"
         ;;
 esac

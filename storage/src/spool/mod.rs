@@ -423,31 +423,20 @@ impl Spool {
             return Ok(AppendOutcome::Full);
         }
         if new_segment {
-            let seq = self.segments.back().map_or(1, |s| s.seq + 1);
-            let path = self.dir.join(format!("{seq:020}.seg"));
-            let mut file = OpenOptions::new()
-                .create_new(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| io_err(&path, e))?;
-            file.write_all(MAGIC).map_err(|e| io_err(&path, e))?;
-            sync_dir(&self.dir)?;
-            self.segments.push_back(Segment {
-                seq,
-                path,
-                len: MAGIC.len() as u64,
-            });
-            self.total_bytes += MAGIC.len() as u64;
-            self.active = Some(file);
+            self.start_segment()?;
         }
         let (Some(file), Some(segment)) = (self.active.as_mut(), self.segments.back_mut()) else {
             return Err(spool_err(&self.dir, "no active segment"));
         };
         let written = file.write_all(&record).and_then(|()| file.sync_data());
         if let Err(e) = written {
-            // Leave no half record behind for this run; the next open would truncate it.
-            let _ = file.set_len(segment.len);
-            self.active = None;
+            // Leave no half record behind (the next open would truncate it anyway). When the
+            // cut works, the segment stays the one appended to (append mode writes at its
+            // end): a disk that stays full must not get one new segment file per failed
+            // batch, each taking a block of what little room is left.
+            if file.set_len(segment.len).is_err() {
+                self.active = None;
+            }
             return Err(io_err(&segment.path, e));
         }
         segment.len += size;
@@ -455,6 +444,43 @@ impl Spool {
         self.pending_batches += 1;
         self.pending_rows += batch.rows() as u64;
         Ok(AppendOutcome::Stored)
+    }
+
+    /// Creates the next segment file (header written, directory synced) and makes it the
+    /// one appended to. A file that already has its name can only be the remains of an
+    /// earlier attempt of this spool that failed half-way (e.g. disk full after the file was
+    /// created): segments are numbered in order and the directory is locked. It is replaced;
+    /// a failed attempt removes its own file, so that no later append trips over it.
+    fn start_segment(&mut self) -> Result<(), Error> {
+        let seq = self.segments.back().map_or(1, |s| s.seq + 1);
+        let path = self.dir.join(format!("{seq:020}.seg"));
+        let open = || OpenOptions::new().create_new(true).append(true).open(&path);
+        let mut file = match open() {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                tracing::warn!(path = %path.display(), "spool: leftover of a failed segment creation replaced");
+                fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
+                open()
+            }
+            other => other,
+        }
+        .map_err(|e| io_err(&path, e))?;
+        if let Err(e) = file
+            .write_all(MAGIC)
+            .map_err(|e| io_err(&path, e))
+            .and_then(|()| sync_dir(&self.dir))
+        {
+            drop(file);
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        self.segments.push_back(Segment {
+            seq,
+            path,
+            len: MAGIC.len() as u64,
+        });
+        self.total_bytes += MAGIC.len() as u64;
+        self.active = Some(file);
+        Ok(())
     }
 
     /// The oldest record not yet acknowledged, `None` when the spool is empty. A corrupt
