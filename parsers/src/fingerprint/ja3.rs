@@ -5,15 +5,16 @@
 //!
 //! The version is the hello's legacy_version field (not supported_versions).
 
+use super::text::{hex, push_dec};
 use crate::registry::is_grease;
 use crate::tls::{ClientHello, ServerHello};
 use md5::{Digest, Md5};
-use std::fmt::Write;
 
 /// The JA3 string of a ClientHello.
 pub fn ja3(ch: &ClientHello) -> String {
     let mut s = String::with_capacity(256);
-    let _ = write!(s, "{},", ch.legacy_version);
+    push_dec(&mut s, ch.legacy_version);
+    s.push(',');
     join_dec(
         &mut s,
         ch.ciphers.iter().copied().filter(|c| !is_grease(*c)),
@@ -33,7 +34,10 @@ pub fn ja3(ch: &ClientHello) -> String {
 /// The JA3S string of a ServerHello.
 pub fn ja3s(sh: &ServerHello) -> String {
     let mut s = String::with_capacity(64);
-    let _ = write!(s, "{},{},", sh.legacy_version, sh.cipher);
+    push_dec(&mut s, sh.legacy_version);
+    s.push(',');
+    push_dec(&mut s, sh.cipher);
+    s.push(',');
     join_dec(
         &mut s,
         sh.extensions.iter().copied().filter(|e| !is_grease(*e)),
@@ -43,7 +47,7 @@ pub fn ja3s(sh: &ServerHello) -> String {
 
 /// Lowercase hex MD5 of a fingerprint string.
 pub fn md5_hex(s: &str) -> String {
-    hex::encode(Md5::digest(s.as_bytes()))
+    hex(&Md5::digest(s.as_bytes()))
 }
 
 fn join_dec(out: &mut String, values: impl Iterator<Item = u16>) {
@@ -51,7 +55,7 @@ fn join_dec(out: &mut String, values: impl Iterator<Item = u16>) {
         if i > 0 {
             out.push('-');
         }
-        let _ = write!(out, "{v}");
+        push_dec(out, v);
     }
 }
 

@@ -13,6 +13,7 @@
 //!   `,`; extensions sorted without SNI (0x0000) and ALPN (0x0010), then `_` and the signature
 //!   algorithms in wire order (no `_` when there are none); an empty list hashes to `000000000000`.
 
+use super::text::{hex, push_hex4};
 use crate::registry::is_grease;
 use crate::tls::ClientHello;
 use sha2::{Digest, Sha256};
@@ -119,7 +120,7 @@ fn alpn_chars(first: Option<&[u8]>) -> String {
     if f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric() {
         format!("{}{}", f as char, l as char)
     } else {
-        let h = hex::encode(v);
+        let h = hex(v);
         let hb = h.as_bytes();
         format!("{}{}", hb[0] as char, hb[hb.len() - 1] as char)
     }
@@ -131,7 +132,7 @@ fn hex_list(values: &[u16]) -> String {
         if i > 0 {
             s.push(',');
         }
-        let _ = write!(s, "{v:04x}");
+        push_hex4(&mut s, *v);
     }
     s
 }
@@ -140,9 +141,7 @@ fn hash12(input: &str) -> String {
     if input.is_empty() {
         return "000000000000".to_string();
     }
-    let mut h = hex::encode(Sha256::digest(input.as_bytes()));
-    h.truncate(12);
-    h
+    hex(&Sha256::digest(input.as_bytes())[..6])
 }
 
 #[cfg(test)]
