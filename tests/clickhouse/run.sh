@@ -4,7 +4,9 @@
 #     fresh temporary data directory and free ports (scripts/clickhouse-server.sh);
 #   - runs the storage crate's tests with MAILTLS_TEST_CLICKHOUSE_* set (storage/tests/);
 #   - installs chdb (ClickHouse 26.x, in-process) into the Python venv and runs
-#     tests/clickhouse/ (modern schema on chdb; outage and crash tests on 18.16);
+#     tests/clickhouse/ (modern schema on chdb; outage and crash tests on 18.16; sink faults
+#     in test_faults.py: repeated restarts, a throttled server, a full disk — the last mounts
+#     a 2 MiB tmpfs, so it needs root and is skipped with the reason otherwise);
 #   - stops the server.
 # Extra arguments go to pytest. VENV overrides the venv (default .venv).
 set -euo pipefail
