@@ -51,6 +51,39 @@ pub struct Summary {
     refusals: BTreeMap<(IpAddr, u16), u64>,
     auth_clear: BTreeMap<(IpAddr, IpAddr, String), u64>,
     failed_by_alert: BTreeMap<String, u64>,
+    /// Sessions of peers not tracked because their table was full ([`MAX_PEERS`]).
+    untracked_peer_sessions: u64,
+}
+
+/// Most distinct peers (clients, servers, refusing servers, AUTH pairs) each table of the
+/// terminal summary tracks: memory must not grow with the size of the capture (a 2 GB
+/// capture of 650,000 distinct clients took 90 MB); sessions of further peers are still
+/// counted everywhere else, and the report says how many were left out of the peer lists.
+pub const MAX_PEERS: usize = 65_536;
+
+/// The entry of `key` in `map`, unless the map is full and does not hold it yet.
+fn tracked<'m, K: std::hash::Hash + Eq, V: Default>(
+    map: &'m mut HashMap<K, V>,
+    key: K,
+    untracked: &mut u64,
+) -> Option<&'m mut V> {
+    if map.len() >= MAX_PEERS && !map.contains_key(&key) {
+        *untracked += 1;
+        return None;
+    }
+    Some(map.entry(key).or_default())
+}
+
+fn tracked_sorted<'m, K: Ord, V: Default>(
+    map: &'m mut BTreeMap<K, V>,
+    key: K,
+    untracked: &mut u64,
+) -> Option<&'m mut V> {
+    if map.len() >= MAX_PEERS && !map.contains_key(&key) {
+        *untracked += 1;
+        return None;
+    }
+    Some(map.entry(key).or_default())
 }
 
 impl Summary {
@@ -71,37 +104,53 @@ impl Summary {
                 .chain(std::iter::once(r.tls_client_version))
                 .max_by_key(|v| version_rank(*v))
                 .unwrap_or(0);
-            let p = self.clients.entry(r.client_ip).or_default();
-            p.sessions += 1;
-            if version_rank(best) >= p.best_rank {
-                p.best_rank = version_rank(best);
-                p.best_code = best;
-            }
-            if p.name.is_empty() {
-                p.name = r.ehlo_host.clone();
+            if let Some(p) = tracked(
+                &mut self.clients,
+                r.client_ip,
+                &mut self.untracked_peer_sessions,
+            ) {
+                p.sessions += 1;
+                if version_rank(best) >= p.best_rank {
+                    p.best_rank = version_rank(best);
+                    p.best_code = best;
+                }
+                if p.name.is_empty() {
+                    p.name = r.ehlo_host.clone();
+                }
             }
         }
         if r.tls_version_code != 0 {
-            let p = self.servers.entry(r.server_ip).or_default();
-            p.sessions += 1;
-            let rank = version_rank(r.tls_version_code);
-            if rank >= p.best_rank {
-                p.best_rank = rank;
-                p.best_code = r.tls_version_code;
-            }
-            if p.name.is_empty() {
-                p.name = r.smtp_banner_host.clone();
+            if let Some(p) = tracked(
+                &mut self.servers,
+                r.server_ip,
+                &mut self.untracked_peer_sessions,
+            ) {
+                p.sessions += 1;
+                let rank = version_rank(r.tls_version_code);
+                if rank >= p.best_rank {
+                    p.best_rank = rank;
+                    p.best_code = r.tls_version_code;
+                }
+                if p.name.is_empty() {
+                    p.name = r.smtp_banner_host.clone();
+                }
             }
         }
         if r.starttls_requested && r.starttls_reply != 0 && r.starttls_reply != 220 {
-            *self
-                .refusals
-                .entry((r.server_ip, r.starttls_reply))
-                .or_default() += 1;
+            let key = (r.server_ip, r.starttls_reply);
+            if let Some(n) =
+                tracked_sorted(&mut self.refusals, key, &mut self.untracked_peer_sessions)
+            {
+                *n += 1;
+            }
         }
         if r.auth_cleartext {
             let key = (r.client_ip, r.server_ip, r.auth_cleartext_mech.clone());
-            *self.auth_clear.entry(key).or_default() += 1;
+            if let Some(n) =
+                tracked_sorted(&mut self.auth_clear, key, &mut self.untracked_peer_sessions)
+            {
+                *n += 1;
+            }
         }
         if r.outcome == mailtls_storage::Outcome::TlsFailed {
             let why = if r.tls_alert.is_empty() {
@@ -163,6 +212,14 @@ impl Summary {
         );
         peers_below(&mut o, &self.servers, "server");
 
+        if self.untracked_peer_sessions > 0 {
+            let _ = writeln!(
+                o,
+                "  (peer lists hold the first {MAX_PEERS} distinct peers each; {} sessions of \
+                 further peers are counted above but not listed)",
+                self.untracked_peer_sessions
+            );
+        }
         section(&mut o, "STARTTLS refusals (server, reply code)");
         if self.refusals.is_empty() {
             let _ = writeln!(o, "  none");
@@ -345,5 +402,38 @@ fn peers_below(o: &mut String, peers: &HashMap<IpAddr, Peer>, what: &str) {
     }
     if n > TOP {
         let _ = writeln!(o, "  ... and {} more {what}s", n - TOP);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn peer_tables_stop_growing_at_the_cap() {
+        let mut s = Summary::default();
+        let extra = 10u32;
+        for i in 0..MAX_PEERS as u32 + extra {
+            let r = SessionRecord {
+                client_ip: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
+                tls_client_version: 0x0301,
+                ..SessionRecord::default()
+            };
+            s.add(&r);
+        }
+        assert_eq!(s.sessions, u64::from(MAX_PEERS as u32 + extra));
+        assert_eq!(s.clients.len(), MAX_PEERS);
+        assert_eq!(s.untracked_peer_sessions, u64::from(extra));
+        // A tracked client keeps being counted.
+        s.add(&SessionRecord {
+            client_ip: IpAddr::V4(Ipv4Addr::from(0x0a00_0000)),
+            tls_client_version: 0x0301,
+            ..SessionRecord::default()
+        });
+        assert_eq!(s.untracked_peer_sessions, u64::from(extra));
+        assert!(s
+            .render("")
+            .contains("10 sessions of further peers are counted above but not listed"));
     }
 }
