@@ -161,5 +161,7 @@ def machine():
         f"kernel {os.uname().release}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
         " (other work on the machine skews the figures)",
         f"code: git {commit}{' + uncommitted changes in sensor/parsers/storage' if dirty else ''}, "
-        f"{out(str(MAILTLS), '--version') or 'mailtls'}, {time.strftime('%Y-%m-%d %H:%M %Z')}",
+        f"{out(str(MAILTLS), '--version') or 'mailtls'} (binary of "
+        f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(MAILTLS.stat().st_mtime))} UTC), "
+        f"run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
     ]

@@ -2,7 +2,8 @@
 
 Two network namespaces joined by a veth pair are made here (as tests/e2e/test_live.py and
 scripts/soak-live.sh do). `mailtls capture -i vB` runs in one, `tcpreplay --topspeed
---preload-pcap` replays a benchgen capture (all-mail, then mixed) from the other. For each
+--preload-pcap` replays a benchgen capture (all-mail, then mixed; 1 GB each by default, so
+that the replay lasts longer than the largest ring can absorb) from the other. For each
 capture and each --buffer-mb value: the rate tcpreplay reached, what the sensor saw, its drops
 (kernel: ps_drop / ps_ifdrop; own: the sensor's log line, evictions, buffer overflows; and
 packets lost before the capture socket, i.e. sent but never counted by the kernel's capture
@@ -10,6 +11,7 @@ socket, e.g. in the veth backlog), and the records written vs `mailtls read` of 
 """
 import argparse
 import collections
+import hashlib
 import json
 import os
 import pathlib
@@ -23,6 +25,9 @@ import time
 from common import (MAILTLS, capture_summary, counters, generate, human, log, machine,
                     parse_size, warm)
 
+# Sensor processes started here (stopped on the way out if a run is interrupted).
+STARTED = []
+
 # Fields that depend on the clock (live: arrival time; file: recorded time), as in test_live.py.
 CLOCK_FIELDS = {"ts_start", "ts_end", "tls_handshake_us", "sensor"}
 
@@ -31,8 +36,10 @@ def args():
     p = argparse.ArgumentParser(prog="scripts/bench.sh live",
                                 description="mailtls live benchmark (root; docs/BENCHMARK.md)")
     p.add_argument("--work", default="/tmp/mailtls-bench", help="cache of captures and outputs")
-    p.add_argument("--mail-size", default="200M", help="all-mail capture replayed (200M)")
-    p.add_argument("--mixed-size", default="300M", help="mixed capture replayed (300M)")
+    p.add_argument("--mail-size", default="1G",
+                   help="all-mail capture replayed (1G: ~6 M packets, several seconds at top "
+                        "speed, more than the largest ring can absorb)")
+    p.add_argument("--mixed-size", default="1G", help="mixed capture replayed (1G)")
     p.add_argument("--mail-percent", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--buffer-mb", default="8,32,128,256",
@@ -62,11 +69,19 @@ def softnet_drops():
 
 
 def comparable(r):
-    return json.dumps({k: v for k, v in r.items() if k not in CLOCK_FIELDS}, sort_keys=True)
+    """Digest of a record less its clock fields."""
+    text = json.dumps({k: v for k, v in r.items() if k not in CLOCK_FIELDS}, sort_keys=True)
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def load_jsonl(path):
-    return [json.loads(l) for l in pathlib.Path(path).read_text().splitlines() if l.strip()]
+    """Records of a JSONL file, as a Counter of comparable() digests."""
+    out = collections.Counter()
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                out[comparable(json.loads(line))] += 1
+    return out
 
 
 def offline_reference(path, work):
@@ -77,7 +92,9 @@ def offline_reference(path, work):
                            stdout=f, stderr=subprocess.PIPE, text=True)
     if r.returncode != 0:
         raise SystemExit(f"mailtls read {path} failed: {r.stderr[-1000:]}")
-    return load_jsonl(out), counters(r.stderr)
+    recs = load_jsonl(out)
+    out.unlink()
+    return recs, counters(r.stderr)
 
 
 def parse_tcpreplay(text):
@@ -127,6 +144,7 @@ def one_run(ns, path, buffer_mb, workers, work, tag):
         jsonl.unlink()
     with open(errf, "w") as ef:
         sensor = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=ef)
+    STARTED.append(sensor)
     deadline = time.time() + 20
     while "capturing on" not in errf.read_text():
         if sensor.poll() is not None or time.time() > deadline:
@@ -167,7 +185,7 @@ def one_run(ns, path, buffer_mb, workers, work, tag):
         "c": c,
         "peak_pps": max((float(p) for p, _, _ in logs), default=0.0),
         "own_drops": max((int(o) for _, _, o in logs), default=0),
-        "records": load_jsonl(jsonl) if jsonl.exists() else [],
+        "records": load_jsonl(jsonl) if jsonl.exists() else collections.Counter(),
         "hwm_kib": hwm,
         "rc": rc,
     }
@@ -197,15 +215,23 @@ def main():
         for kind, path in captures:
             warm(path)
             ref, refc = offline_reference(path, work)
-            ref_set = collections.Counter(comparable(r) for r in ref)
             for buf in buffers:
                 for i in range(a.runs):
                     log(f"bench: live {kind} --buffer-mb {buf} (run {i + 1})")
                     r = one_run(ns, path, buf, a.workers, work, f"{kind}-{buf}-{i}")
-                    live_set = collections.Counter(comparable(x) for x in r["records"])
-                    same = sum((live_set & ref_set).values())
-                    rows.append((kind, path, buf, r, len(ref), same, refc))
+                    same = sum((r["records"] & ref).values())
+                    rows.append((kind, path, buf, r, sum(ref.values()), same, refc))
+                    jsonl = pathlib.Path(work) / f"live-{kind}-{buf}-{i}.jsonl"
+                    if jsonl.exists():
+                        jsonl.unlink()
     finally:
+        for p in STARTED:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
         ns.close()
 
     out = machine()
@@ -232,7 +258,8 @@ def main():
         out.append(
             f"| {kind} | {buf} | {tr.get('pps', 0):,.0f} | {tr.get('mbps', 0):,.0f} | "
             f"{tr.get('sent', 0):,} | {watched:,} | {got:,} | {kd:,} | {ifd:,} | {before:,} | "
-            f"{own:,} | {len(r['records']):,} / {nref:,} | {same:,} | {r['hwm_kib'] / 1024:.1f} |")
+            f"{own:,} | {sum(r['records'].values()):,} / {nref:,} | {same:,} | "
+            f"{r['hwm_kib'] / 1024:.1f} |")
     out.append("")
     out.append("Columns: replay pps/Mbps = tcpreplay's 'Rated' line; sent = packets tcpreplay "
                "sent (failed sends: see notes); watched (file) = packets on the mail ports in the "
