@@ -222,7 +222,14 @@ impl MinVersion {
             Direction::Internal,
             Direction::External,
         ] {
-            let sessions = self.sessions.get(&d).map(Vec::as_slice).unwrap_or(&[]);
+            // In time order, whatever order the records came in (worker interleaving,
+            // ClickHouse's answer).
+            let mut sessions: Vec<&FailingSession> = self
+                .sessions
+                .get(&d)
+                .map(|v| v.iter().collect())
+                .unwrap_or_default();
+            sessions.sort_by_key(|s| (s.ts, s.client, s.server));
             let peers = self.sorted_peers(d);
             let role = if d == Direction::Outbound {
                 "server"
