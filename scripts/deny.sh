@@ -12,6 +12,9 @@ cd "$(dirname "$0")/.."
 
 bin=$(bash scripts/cargo-tool.sh cargo-deny)
 export PATH="$bin:$PATH"
+# cargo-deny reads the metadata of every target platform's crates; a build only downloads
+# this platform's (e.g. not windows-sys), so fetch them all first (then --offline holds).
+cargo fetch --locked --quiet
 echo "== cargo deny ($(cargo-deny --version)): licenses bans sources"
 cargo-deny --offline check --hide-inclusion-graph licenses bans sources
 
