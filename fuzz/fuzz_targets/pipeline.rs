@@ -10,8 +10,9 @@
 //!   if_tsoffset and packet timestamps).
 //!
 //! Checks: no panic (a worker panic aborts through libFuzzer's hook); every flow gives one
-//! record; the sink receives them all; and, when nothing was evicted, both worker counts give
-//! the same records (README: "the output is identical for any --workers").
+//! record; the sink receives them all; the JSONL sink's encoder writes every record exactly
+//! as serde_json does; and, when nothing was evicted, both worker counts give the same
+//! records (README: "the output is identical for any --workers").
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -77,7 +78,12 @@ fn run(workers: usize, all_ports: bool) -> (RunStats, Vec<String>) {
     let sink = |m: SinkMsg| {
         if let SinkMsg::Records(rs) = m {
             for r in rs {
-                got.push(serde_json::to_string(&r).expect("record serialises"));
+                let reference = serde_json::to_string(&r).expect("record serialises");
+                // The JSONL sink's own encoder writes exactly what serde_json writes.
+                let mut ours = Vec::new();
+                mailtls_storage::json::encode_record(&r, &mut ours);
+                assert_eq!(ours, reference.as_bytes(), "JSONL encoder differs from serde_json");
+                got.push(reference);
             }
         }
     };

@@ -92,6 +92,9 @@ fn read(args: &ReadArgs) -> Result<ExitCode> {
         }
     };
     let mut outputs = Outputs::new(jsonl, clickhouse, cfg.table.context.sensor.clone());
+    if to_stdout {
+        outputs = outputs.without_summary();
+    }
 
     let total: u64 = args
         .captures
@@ -213,6 +216,7 @@ fn capture(args: &CaptureArgs) -> Result<ExitCode> {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
     let mut outputs = Outputs::new(jsonl, clickhouse, cfg.table.context.sensor.clone())
+        .without_summary()
         .with_service(Service {
             jsonl_path: args.jsonl.clone(),
             reopen,

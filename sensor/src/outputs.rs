@@ -37,8 +37,9 @@ struct ServiceState {
 pub struct Outputs {
     jsonl: Option<JsonlSink<Box<dyn Write + Send>>>,
     clickhouse: Option<ClickhouseHandle>,
-    /// The terminal summary, fed with every record.
+    /// The terminal summary, fed with every record unless turned off.
     pub summary: Summary,
+    summarize: bool,
     sensor: String,
     last: Option<StatsSnapshot>,
     errors: Vec<String>,
@@ -57,12 +58,20 @@ impl Outputs {
             jsonl,
             clickhouse,
             summary: Summary::default(),
+            summarize: true,
             sensor,
             last: None,
             errors: Vec::new(),
             written: 0,
             service: None,
         }
+    }
+
+    /// Leaves the terminal summary empty (nobody will print it: `--jsonl -`, live capture),
+    /// which saves its per-record work.
+    pub fn without_summary(mut self) -> Self {
+        self.summarize = false;
+        self
     }
 
     /// Turns on the long-running behaviour (live capture).
@@ -109,7 +118,9 @@ impl Outputs {
             SinkMsg::Records(records) => {
                 self.written += records.len() as u64;
                 for r in &records {
-                    self.summary.add(r);
+                    if self.summarize {
+                        self.summary.add(r);
+                    }
                     if let Some(svc) = self.service.as_mut() {
                         if r.tls_handshake_us > 0 {
                             let _ = svc.handshakes.record(r.tls_handshake_us.max(1));

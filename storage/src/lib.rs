@@ -29,6 +29,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod json;
 pub mod record;
 pub mod schema;
 pub mod sink;

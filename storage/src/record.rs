@@ -39,7 +39,7 @@ impl Timestamp {
     /// digits written into `buf` without allocating or going through `time`'s calendar,
     /// which perf showed at 6 % of `mailtls read` when records are written as JSON. Civil
     /// date from days since the epoch after Howard Hinnant's `civil_from_days`.
-    fn write_rfc3339(self, buf: &mut [u8; 27]) -> Option<&str> {
+    pub(crate) fn write_rfc3339(self, buf: &mut [u8; 27]) -> Option<&str> {
         const MAX_SECS: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
         let secs = self.0.div_euclid(1_000_000);
         let micros = self.0.rem_euclid(1_000_000);

@@ -17,7 +17,6 @@ use super::text::{hex, push_hex4};
 use crate::registry::is_grease;
 use crate::tls::ClientHello;
 use sha2::{Digest, Sha256};
-use std::fmt::Write;
 
 /// The transport the ClientHello came over (JA4's first character).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,81 +66,89 @@ pub fn ja4(ch: &ClientHello, transport: Transport) -> String {
     } else {
         'i'
     };
-    let mut ciphers: Vec<u16> = ch
-        .ciphers
-        .iter()
-        .copied()
-        .filter(|c| !is_grease(*c))
-        .collect();
-    let exts: Vec<u16> = ch
-        .extensions
-        .iter()
-        .copied()
-        .filter(|e| !is_grease(*e))
-        .collect();
-    let alpn = alpn_chars(Some(ch.first_alpn_raw.as_slice()));
+    // Three allocations in all: the result, one list sorted in turn for both hashes, and
+    // the text that is hashed (the hashes are made of hex digits pushed directly).
+    let not_grease = |v: &&u16| !is_grease(**v);
+    let mut out = String::with_capacity(36);
+    out.push(proto);
+    out.push_str(version);
+    out.push(sni);
+    push_count(&mut out, ch.ciphers.iter().filter(not_grease).count());
+    push_count(&mut out, ch.extensions.iter().filter(not_grease).count());
+    push_alpn_chars(&mut out, &ch.first_alpn_raw);
 
-    let mut a = String::with_capacity(40);
-    let _ = write!(
-        a,
-        "{proto}{version}{sni}{:02}{:02}{alpn}",
-        ciphers.len().min(99),
-        exts.len().min(99)
+    let mut sorted: Vec<u16> = ch.ciphers.iter().filter(not_grease).copied().collect();
+    sorted.sort_unstable();
+    let mut text =
+        String::with_capacity(5 * (ch.ciphers.len() + ch.extensions.len()) + 5 * ch.sigalgs.len());
+    push_hex_list(&mut text, sorted.iter().copied());
+    out.push('_');
+    push_hash12(&mut out, &text);
+
+    sorted.clear();
+    sorted.extend(
+        ch.extensions
+            .iter()
+            .filter(not_grease)
+            .copied()
+            .filter(|e| *e != 0x0000 && *e != 0x0010),
     );
-    ciphers.sort_unstable();
-    let b = hash12(&hex_list(&ciphers));
-    let mut sorted_exts: Vec<u16> = exts
-        .into_iter()
-        .filter(|e| *e != 0x0000 && *e != 0x0010)
-        .collect();
-    sorted_exts.sort_unstable();
-    let sigalgs: Vec<u16> = ch
-        .sigalgs
-        .iter()
-        .copied()
-        .filter(|s| !is_grease(*s))
-        .collect();
-    let c_input = if sorted_exts.is_empty() {
-        String::new()
-    } else if sigalgs.is_empty() {
-        hex_list(&sorted_exts)
-    } else {
-        format!("{}_{}", hex_list(&sorted_exts), hex_list(&sigalgs))
-    };
-    let c = hash12(&c_input);
-    format!("{a}_{b}_{c}")
-}
-
-fn alpn_chars(first: Option<&[u8]>) -> String {
-    let Some(v) = first.filter(|v| !v.is_empty()) else {
-        return "00".to_string();
-    };
-    let (f, l) = (v[0], v[v.len() - 1]);
-    if f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric() {
-        format!("{}{}", f as char, l as char)
-    } else {
-        let h = hex(v);
-        let hb = h.as_bytes();
-        format!("{}{}", hb[0] as char, hb[hb.len() - 1] as char)
-    }
-}
-
-fn hex_list(values: &[u16]) -> String {
-    let mut s = String::with_capacity(values.len() * 5);
-    for (i, v) in values.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
+    sorted.sort_unstable();
+    text.clear();
+    if !sorted.is_empty() {
+        push_hex_list(&mut text, sorted.iter().copied());
+        if ch.sigalgs.iter().any(|s| !is_grease(*s)) {
+            text.push('_');
+            push_hex_list(&mut text, ch.sigalgs.iter().filter(not_grease).copied());
         }
-        push_hex4(&mut s, *v);
     }
-    s
+    out.push('_');
+    push_hash12(&mut out, &text);
+    out
 }
 
-fn hash12(input: &str) -> String {
-    if input.is_empty() {
-        return "000000000000".to_string();
+/// A count capped at 99, as two digits.
+fn push_count(out: &mut String, n: usize) {
+    let n = n.min(99) as u8;
+    out.push(char::from(b'0' + n / 10));
+    out.push(char::from(b'0' + n % 10));
+}
+
+/// First and last character of the first ALPN value, or of its hex form when either is not
+/// ASCII alphanumeric (the first and last hex digits are those of the first and last byte);
+/// `00` without ALPN.
+fn push_alpn_chars(out: &mut String, first: &[u8]) {
+    let (Some(&f), Some(&l)) = (first.first(), first.last()) else {
+        out.push_str("00");
+        return;
+    };
+    if f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric() {
+        out.push(char::from(f));
+        out.push(char::from(l));
+    } else {
+        let h = hex(&[f, l]);
+        let hb = h.as_bytes();
+        out.push(char::from(hb[0]));
+        out.push(char::from(hb[3]));
     }
-    hex(&Sha256::digest(input.as_bytes())[..6])
+}
+
+fn push_hex_list(out: &mut String, values: impl Iterator<Item = u16>) {
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_hex4(out, v);
+    }
+}
+
+/// The first 12 hex digits of the SHA-256 of `input`; `000000000000` for an empty input.
+fn push_hash12(out: &mut String, input: &str) {
+    if input.is_empty() {
+        out.push_str("000000000000");
+    } else {
+        out.push_str(&hex(&Sha256::digest(input.as_bytes())[..6]));
+    }
 }
 
 #[cfg(test)]
@@ -178,9 +185,18 @@ mod tests {
 
     #[test]
     fn alpn_non_alnum_uses_hex() {
-        assert_eq!(alpn_chars(Some(&[0xab, 0xcd])), "ad");
-        assert_eq!(alpn_chars(Some(b"h")), "hh");
-        assert_eq!(alpn_chars(None), "00");
+        let chars = |v: &[u8]| {
+            let mut s = String::new();
+            push_alpn_chars(&mut s, v);
+            s
+        };
+        assert_eq!(chars(&[0xab, 0xcd]), "ad");
+        assert_eq!(chars(&[0xab, 0x12, 0x34, 0xcd]), "ad");
+        assert_eq!(chars(b"h2"), "h2");
+        assert_eq!(chars(b"h"), "hh");
+        assert_eq!(chars(b"h-"), "6d");
+        assert_eq!(chars(&[0x05]), "05");
+        assert_eq!(chars(b""), "00");
     }
 
     #[test]

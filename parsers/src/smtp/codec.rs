@@ -112,27 +112,67 @@ pub fn first_word(text: &[u8]) -> &[u8] {
     &t[..end]
 }
 
-/// An EHLO capability line split into its keyword (upper-cased) and parameters.
+/// An EHLO capability line: its keyword as sent and its parameters, not copied yet (most
+/// lines only need the keyword; only AUTH's parameters are kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capability<'a> {
+    /// The keyword as sent (any case), empty for an empty line.
+    pub keyword: &'a [u8],
+    /// The parameters of the `AUTH=LOGIN PLAIN` form, after the `=`.
+    inline: Option<&'a [u8]>,
+    /// The rest of the line after the first word.
+    rest: &'a [u8],
+}
+
+impl Capability<'_> {
+    /// Whether the keyword is `name` (ASCII, case-insensitive).
+    pub fn is(&self, name: &str) -> bool {
+        self.keyword.eq_ignore_ascii_case(name.as_bytes())
+    }
+
+    /// The keyword upper-cased (see [`upper_lossy`]).
+    pub fn keyword_upper(&self) -> String {
+        upper_lossy(self.keyword)
+    }
+
+    /// The parameters, upper-cased (see [`upper_lossy`]).
+    pub fn params(&self) -> Vec<String> {
+        self.inline
+            .into_iter()
+            .filter(|w| !w.is_empty())
+            .chain(words(self.rest))
+            .map(upper_lossy)
+            .collect()
+    }
+}
+
+fn words(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    text.split(|b| *b == b' ' || *b == b'\t')
+        .filter(|w| !w.is_empty())
+}
+
+/// Splits an EHLO capability line into its keyword and parameters.
 /// `AUTH=LOGIN PLAIN` (the pre-RFC 4954 form) yields keyword `AUTH` too.
-pub fn parse_capability(text: &[u8]) -> (String, Vec<String>) {
-    let mut words = text
-        .split(|b| *b == b' ' || *b == b'\t')
-        .filter(|w| !w.is_empty());
-    let Some(first) = words.next() else {
-        return (String::new(), Vec::new());
-    };
-    let (kw, inline) = match first.iter().position(|b| *b == b'=') {
+pub fn parse_capability(text: &[u8]) -> Capability<'_> {
+    let start = text
+        .iter()
+        .position(|b| *b != b' ' && *b != b'\t')
+        .unwrap_or(text.len());
+    let text = &text[start..];
+    let end = text
+        .iter()
+        .position(|b| *b == b' ' || *b == b'\t')
+        .unwrap_or(text.len());
+    let (first, rest) = text.split_at(end);
+    let (keyword, inline) = match first.iter().position(|b| *b == b'=') {
         Some(i) => (&first[..i], Some(&first[i + 1..])),
         None => (first, None),
     };
-    let keyword = upper_lossy(kw);
-    let params = inline
-        .into_iter()
-        .filter(|w| !w.is_empty())
-        .chain(words)
-        .map(upper_lossy)
-        .collect();
-    (keyword, params)
+    Capability {
+        keyword,
+        inline,
+        rest,
+    }
 }
 
 /// Upper-cases ASCII and makes the rest valid UTF-8 (capped at 64 bytes: capability words
@@ -185,15 +225,27 @@ mod tests {
 
     #[test]
     fn capabilities() {
+        let both = |t: &[u8]| {
+            let c = parse_capability(t);
+            (c.keyword_upper(), c.params())
+        };
         assert_eq!(
-            parse_capability(b"AUTH PLAIN login"),
+            both(b"AUTH PLAIN login"),
             ("AUTH".into(), vec!["PLAIN".into(), "LOGIN".into()])
         );
         assert_eq!(
-            parse_capability(b"AUTH=LOGIN PLAIN"),
+            both(b"AUTH=LOGIN PLAIN"),
             ("AUTH".into(), vec!["LOGIN".into(), "PLAIN".into()])
         );
-        assert_eq!(parse_capability(b"size 10240000").0, "SIZE");
-        assert_eq!(parse_capability(b"").0, "");
+        assert_eq!(
+            both(b" \tauth=  plain\t\tx "),
+            ("AUTH".into(), vec!["PLAIN".into(), "X".into()])
+        );
+        assert_eq!(both(b"AUTH="), ("AUTH".into(), vec![]));
+        assert_eq!(both(b"size 10240000").0, "SIZE");
+        assert!(parse_capability(b"StartTLS").is("STARTTLS"));
+        assert!(!parse_capability(b"STARTTLSX").is("STARTTLS"));
+        assert_eq!(both(b""), (String::new(), vec![]));
+        assert_eq!(both(b"   "), (String::new(), vec![]));
     }
 }

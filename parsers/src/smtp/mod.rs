@@ -262,15 +262,15 @@ impl SmtpParser {
                 self.summary.banner_host = host_text(codec::first_word(reply.text));
             }
         } else if answering == Some(Verb::Ehlo) && (200..300).contains(&reply.code) {
-            let (keyword, params) = codec::parse_capability(reply.text);
-            if keyword == "STARTTLS" {
+            let cap = codec::parse_capability(reply.text);
+            if cap.is("STARTTLS") {
                 self.reply_offers_starttls = true;
             }
-            if keyword == "AUTH" && self.reply_auth.is_empty() {
-                self.reply_auth = params.into_iter().take(MAX_CAPABILITIES).collect();
+            if cap.is("AUTH") && self.reply_auth.is_empty() {
+                self.reply_auth = cap.params().into_iter().take(MAX_CAPABILITIES).collect();
             }
-            if !keyword.is_empty() && self.reply_caps.len() < MAX_CAPABILITIES {
-                self.reply_caps.push(keyword);
+            if !cap.keyword.is_empty() && self.reply_caps.len() < MAX_CAPABILITIES {
+                self.reply_caps.push(cap.keyword_upper());
             }
         }
         if reply.more {

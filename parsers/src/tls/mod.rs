@@ -13,11 +13,13 @@
 //!   client's first one. A client that rejects the server's certificate sends a single
 //!   encrypted alert and closes, which this rule does not count as established.
 
+pub mod cert_cache;
 pub mod certificate;
 pub mod hello;
 pub mod record;
 
 use crate::Dir;
+pub use cert_cache::CertCache;
 pub use certificate::CertSummary;
 pub use hello::{ClientHello, ServerHello};
 use record::{content, RecordHeader, HEADER_LEN};
@@ -168,6 +170,18 @@ impl TlsParser {
     /// bytes were used; the rest is an incomplete record to offer again with more data.
     /// `now` is the capture time in µs of the newest byte.
     pub fn feed(&mut self, dir: Dir, bytes: &[u8], now: i64) -> usize {
+        self.feed_cached(dir, bytes, now, &mut CertCache::default())
+    }
+
+    /// [`TlsParser::feed`], with leaf certificates summarised through `certs` (a worker
+    /// keeps one cache for all its sessions; the result is the same as without it).
+    pub fn feed_cached(
+        &mut self,
+        dir: Dir,
+        bytes: &[u8],
+        now: i64,
+        certs: &mut CertCache,
+    ) -> usize {
         let mut off = 0;
         while off < bytes.len() {
             let rest = &bytes[off..];
@@ -214,12 +228,19 @@ impl TlsParser {
             off += HEADER_LEN + hdr.len;
             self.stats.records += 1;
             self.dirs[dir.index()].started = true;
-            self.on_record(dir, hdr.content_type, body, now);
+            self.on_record(dir, hdr.content_type, body, now, certs);
         }
         off
     }
 
-    fn on_record(&mut self, dir: Dir, content_type: u8, body: &[u8], now: i64) {
+    fn on_record(
+        &mut self,
+        dir: Dir,
+        content_type: u8,
+        body: &[u8],
+        now: i64,
+        certs: &mut CertCache,
+    ) {
         match content_type {
             content::CHANGE_CIPHER_SPEC => {
                 // Before any (non-retry) ServerHello, or in TLS 1.3, a CCS is the
@@ -235,7 +256,7 @@ impl TlsParser {
             }
             content::ALERT => self.on_alert(dir, body),
             content::HANDSHAKE if !self.dirs[dir.index()].encrypted => {
-                self.on_handshake_bytes(dir, body, now);
+                self.on_handshake_bytes(dir, body, now, certs);
             }
             content::APPLICATION_DATA => {
                 let client_app = self.dirs[Dir::ToServer.index()].app_records;
@@ -278,7 +299,7 @@ impl TlsParser {
         }
     }
 
-    fn on_handshake_bytes(&mut self, dir: Dir, mut body: &[u8], now: i64) {
+    fn on_handshake_bytes(&mut self, dir: Dir, mut body: &[u8], now: i64, certs: &mut CertCache) {
         let d = &mut self.dirs[dir.index()];
         if d.skip > 0 {
             let n = d.skip.min(body.len());
@@ -301,11 +322,11 @@ impl TlsParser {
                 break;
             }
             let msg: Vec<u8> = d.handshake.drain(..4 + len).collect();
-            self.on_handshake_message(dir, &msg, now);
+            self.on_handshake_message(dir, &msg, now, certs);
         }
     }
 
-    fn on_handshake_message(&mut self, dir: Dir, msg: &[u8], now: i64) {
+    fn on_handshake_message(&mut self, dir: Dir, msg: &[u8], now: i64, certs: &mut CertCache) {
         if dir == Dir::ToClient && msg.first() == Some(&2) {
             // ServerHello: some wire forms need more than tls-parser reads (see hello.rs).
             match hello::parse_server_hello(msg) {
@@ -329,13 +350,9 @@ impl TlsParser {
             (Dir::ToClient, TlsMessageHandshake::Certificate(c)) if self.certificate.is_none() => {
                 self.chain_len = u32::try_from(c.cert_chain.len()).unwrap_or(u32::MAX);
                 if let Some(leaf) = c.cert_chain.first() {
-                    match CertSummary::from_der(leaf.data) {
-                        Ok(s) => self.certificate = Some(s),
-                        Err(_) => {
-                            self.certificate_error = true;
-                            self.certificate = Some(CertSummary::unparsed(leaf.data));
-                        }
-                    }
+                    let s = certs.summarise(leaf.data);
+                    self.certificate_error = !s.parsed;
+                    self.certificate = Some(s.summary);
                 }
             }
             (Dir::ToClient, TlsMessageHandshake::ServerDone(_)) => self.server_hello_done = true,

@@ -7,12 +7,12 @@
 use super::{Endpoint, FlowKey};
 use crate::ports::PortSet;
 use crate::reassembly::StreamConfig;
-use crate::session::{RecordContext, Session};
+use crate::session::{Parsing, RecordContext, Session};
 use crate::stats::WorkerStats;
+use mailtls_parsers::tls::CertCache;
 use mailtls_parsers::Dir;
 use mailtls_storage::record::EndReason;
 use mailtls_storage::SessionRecord;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Limits and timeouts of a flow table.
@@ -57,6 +57,13 @@ pub struct FlowPacket<'a> {
     pub payload: &'a [u8],
 }
 
+/// The flow table's map. foldhash with a random per-process seed instead of std's
+/// SipHash: the keys come from the wire, so the hash must be keyed (a sender must not be
+/// able to build colliding flows), but a passive sensor answers nothing, so nobody can time
+/// its table to recover the seed, which is what foldhash's "minimal DoS resistance" leaves
+/// open. SipHash-1-3 was a tenth of a worker's time on all-mail traffic.
+type FlowMap = std::collections::HashMap<FlowKey, Entry, foldhash::fast::RandomState>;
+
 enum Entry {
     Active(Box<Session>),
     /// A session already emitted: closed (lingering to absorb late packets) or, when
@@ -67,20 +74,67 @@ enum Entry {
     },
 }
 
+/// Certificates each worker keeps summaries of (~2 KB of DER each): the servers a sensor
+/// sees most (its own MX, the big providers) stay in it.
+const CERT_CACHE_SIZE: usize = 256;
+
 /// A worker's shard of the flow table.
 pub struct FlowTable {
-    map: HashMap<FlowKey, Entry>,
+    map: FlowMap,
     cfg: FlowTableConfig,
+    /// Leaf-certificate summaries shared by this worker's sessions.
+    certs: CertCache,
     /// Counters.
     pub stats: WorkerStats,
+}
+
+/// The parts of the table a session's packets and its end touch besides the map: the
+/// counters, the configuration, the certificate cache (built from the fields, so that it can
+/// be used while a slot of the map is borrowed).
+struct EndCtx<'t> {
+    stats: &'t mut WorkerStats,
+    cfg: &'t FlowTableConfig,
+    certs: &'t mut CertCache,
+}
+
+impl EndCtx<'_> {
+    /// What a session needs to parse.
+    fn parsing(&mut self) -> Parsing<'_> {
+        Parsing {
+            stream: &self.cfg.stream,
+            certs: self.certs,
+        }
+    }
+
+    /// Turns a finished session into its record, counts it, and emits it.
+    fn finish(&mut self, sess: Session, reason: EndReason, emit: &mut dyn FnMut(SessionRecord)) {
+        match reason {
+            EndReason::Idle => self.stats.idle_closed += 1,
+            EndReason::Evicted => self.stats.evicted += 1,
+            _ => {}
+        }
+        let streams = sess.stream_stats();
+        let mut env = Parsing {
+            stream: &self.cfg.stream,
+            certs: self.certs,
+        };
+        let (record, parse) = sess.finish(reason, &mut env, &self.cfg.context);
+        self.stats.add_session(&streams, &parse);
+        self.stats.records += 1;
+        emit(record);
+    }
 }
 
 impl FlowTable {
     /// An empty table.
     pub fn new(cfg: FlowTableConfig) -> Self {
         FlowTable {
-            map: HashMap::with_capacity(cfg.max_flows.min(1 << 16)),
+            map: FlowMap::with_capacity_and_hasher(
+                cfg.max_flows.min(1 << 10),
+                foldhash::fast::RandomState::default(),
+            ),
             cfg,
+            certs: CertCache::new(CERT_CACHE_SIZE),
             stats: WorkerStats::default(),
         }
     }
@@ -96,91 +150,129 @@ impl FlowTable {
     }
 
     /// Handles one packet; finished sessions go to `emit`.
+    ///
+    /// A packet of a running session costs one lookup; a session that closes is replaced
+    /// by its tombstone in place (no second lookup, no remove and insert).
     pub fn on_packet(&mut self, p: &FlowPacket<'_>, emit: &mut dyn FnMut(SessionRecord)) {
         use crate::decode::flags::{ACK, FIN, RST, SYN};
         let (key, _) = FlowKey::new(p.src, p.dst);
         let pure_syn = p.flags & (SYN | ACK) == SYN;
-        let start_new;
-        match self.map.get_mut(&key) {
-            Some(Entry::Active(sess)) => {
-                let dir = if p.src == sess.client {
-                    Dir::ToServer
-                } else {
-                    Dir::ToClient
-                };
-                let idle = p.ts.saturating_sub(sess.last_ts) > self.cfg.idle_timeout_us;
-                if !((pure_syn && sess.is_new_syn(dir, p.seq)) || idle) {
-                    // The common case: a packet of a session in progress, one lookup.
-                    Self::feed(sess, dir, p, &self.cfg.stream);
-                    if sess.is_closed() {
-                        self.end(key, EndReason::Fin, emit);
-                        self.map.insert(
-                            key,
-                            Entry::Closed {
-                                at: p.ts,
-                                open: false,
-                            },
-                        );
+        if let Some(slot) = self.map.get_mut(&key) {
+            let reason = match slot {
+                Entry::Active(sess) => {
+                    let dir = sess.dir_of(p.src);
+                    let idle = p.ts.saturating_sub(sess.last_ts) > self.cfg.idle_timeout_us;
+                    if !((pure_syn && sess.is_new_syn(dir, p.seq)) || idle) {
+                        // The common case: a packet of a session in progress.
+                        let mut ctx = EndCtx {
+                            stats: &mut self.stats,
+                            cfg: &self.cfg,
+                            certs: &mut self.certs,
+                        };
+                        Self::feed(sess, dir, p, &mut ctx.parsing());
+                        if sess.is_closed() {
+                            Self::close(slot, p.ts, false, EndReason::Fin, &mut ctx, emit);
+                        }
+                        return;
                     }
-                    return;
-                }
-                {
-                    let reason = if idle {
+                    // A new connection on the same key (a new SYN, or after the idle
+                    // timeout): the old session ends here and the new one takes its slot.
+                    Some(if idle {
                         EndReason::Idle
                     } else {
                         EndReason::CaptureEnd
+                    })
+                }
+                Entry::Closed { at, open } => {
+                    let quiet_for = p.ts.saturating_sub(*at);
+                    let expired = if *open {
+                        quiet_for > self.cfg.idle_timeout_us
+                    } else {
+                        quiet_for > self.cfg.linger_us
                     };
-                    self.end(key, reason, emit);
-                    start_new = true;
-                }
-            }
-            Some(Entry::Closed { at, open }) => {
-                let quiet_for = p.ts.saturating_sub(*at);
-                let expired = if *open {
-                    quiet_for > self.cfg.idle_timeout_us
-                } else {
-                    quiet_for > self.cfg.linger_us
-                };
-                if pure_syn || expired {
-                    self.map.remove(&key);
-                    start_new = true;
-                } else {
-                    if *open {
-                        *at = p.ts;
-                        *open = p.flags & (FIN | RST) == 0;
+                    if !(pure_syn || expired) {
+                        if *open {
+                            *at = p.ts;
+                            *open = p.flags & (FIN | RST) == 0;
+                        }
+                        self.stats.late_packets += 1;
+                        return;
                     }
-                    self.stats.late_packets += 1;
-                    return;
+                    None
                 }
-            }
-            None => start_new = true,
-        }
-        if start_new {
-            if self.map.len() >= self.cfg.max_flows {
-                self.evict_oldest(emit);
-            }
-            let session = self.new_session(p);
+            };
+            let fresh = Entry::Active(Box::new(Self::new_session(&self.cfg, p)));
+            let old = std::mem::replace(slot, fresh);
             self.stats.flows += 1;
-            self.map.insert(key, Entry::Active(Box::new(session)));
+            let mut ctx = EndCtx {
+                stats: &mut self.stats,
+                cfg: &self.cfg,
+                certs: &mut self.certs,
+            };
+            if let (Entry::Active(old), Some(reason)) = (old, reason) {
+                ctx.finish(*old, reason, emit);
+            }
+            let Entry::Active(sess) = slot else {
+                return;
+            };
+            let dir = sess.dir_of(p.src);
+            Self::feed(sess, dir, p, &mut ctx.parsing());
+            if sess.is_closed() {
+                Self::close(slot, p.ts, false, EndReason::Fin, &mut ctx, emit);
+            }
+            return;
         }
-        let Some(Entry::Active(sess)) = self.map.get_mut(&key) else {
+        if self.map.len() >= self.cfg.max_flows {
+            self.evict_oldest(emit);
+        }
+        let session = Self::new_session(&self.cfg, p);
+        self.stats.flows += 1;
+        let slot = self
+            .map
+            .entry(key)
+            .or_insert(Entry::Active(Box::new(session)));
+        let Entry::Active(sess) = slot else {
             return;
         };
-        let dir = if p.src == sess.client {
-            Dir::ToServer
-        } else {
-            Dir::ToClient
+        let dir = sess.dir_of(p.src);
+        let mut ctx = EndCtx {
+            stats: &mut self.stats,
+            cfg: &self.cfg,
+            certs: &mut self.certs,
         };
-        Self::feed(sess, dir, p, &self.cfg.stream);
+        Self::feed(sess, dir, p, &mut ctx.parsing());
         if sess.is_closed() {
-            let at = p.ts;
-            self.end(key, EndReason::Fin, emit);
-            self.map.insert(key, Entry::Closed { at, open: false });
+            Self::close(slot, p.ts, false, EndReason::Fin, &mut ctx, emit);
+        }
+    }
+
+    /// The parts of the table that ending a session touches, for callers that hold no
+    /// borrow of the map (those that do build an [`EndCtx`] from the two fields).
+    fn ctx(&mut self) -> EndCtx<'_> {
+        EndCtx {
+            stats: &mut self.stats,
+            cfg: &self.cfg,
+            certs: &mut self.certs,
+        }
+    }
+
+    /// Replaces the active session in `slot` by a tombstone (`open`: emitted early, still
+    /// running) dated `at` and emits its record.
+    fn close(
+        slot: &mut Entry,
+        at: i64,
+        open: bool,
+        reason: EndReason,
+        ctx: &mut EndCtx<'_>,
+        emit: &mut dyn FnMut(SessionRecord),
+    ) {
+        if let Entry::Active(sess) = std::mem::replace(slot, Entry::Closed { at, open }) {
+            ctx.finish(*sess, reason, emit);
         }
     }
 
     /// Hands one packet to its session.
-    fn feed(sess: &mut Session, dir: Dir, p: &FlowPacket<'_>, cfg: &StreamConfig) {
+    fn feed(sess: &mut Session, dir: Dir, p: &FlowPacket<'_>, env: &mut Parsing<'_>) {
         use crate::decode::flags::{ACK, FIN, RST, SYN};
         let ack = (p.flags & ACK != 0).then_some(p.ack);
         sess.on_packet(
@@ -192,11 +284,11 @@ impl FlowTable {
             p.flags & RST != 0,
             p.payload,
             p.ts,
-            cfg,
+            env,
         );
     }
 
-    fn new_session(&self, p: &FlowPacket<'_>) -> Session {
+    fn new_session(cfg: &FlowTableConfig, p: &FlowPacket<'_>) -> Session {
         use crate::decode::flags::{ACK, SYN};
         let (client, server, midstream) = if p.flags & SYN != 0 {
             if p.flags & ACK == 0 {
@@ -205,7 +297,7 @@ impl FlowTable {
                 (p.dst, p.src, false)
             }
         } else {
-            let (c, s) = self.cfg.ports.guess_client_server(p.src, p.dst);
+            let (c, s) = cfg.ports.guess_client_server(p.src, p.dst);
             (c, s, true)
         };
         Session::new(client, server, p.vlan, p.ts, midstream)
@@ -216,16 +308,7 @@ impl FlowTable {
         let Some(Entry::Active(sess)) = self.map.remove(&key) else {
             return;
         };
-        match reason {
-            EndReason::Idle => self.stats.idle_closed += 1,
-            EndReason::Evicted => self.stats.evicted += 1,
-            _ => {}
-        }
-        let streams = sess.stream_stats();
-        let (record, parse) = sess.finish(reason, &self.cfg.stream, &self.cfg.context);
-        self.stats.add_session(&streams, &parse);
-        self.stats.records += 1;
-        emit(record);
+        self.ctx().finish(*sess, reason, emit);
     }
 
     /// Ends sessions idle for longer than the timeout at capture time `now`, and forgets
@@ -260,14 +343,14 @@ impl FlowTable {
                 Some(Entry::Active(s)) => s.last_ts,
                 _ => continue,
             };
-            self.end(k, EndReason::InProgress, emit);
-            self.map.insert(
-                k,
-                Entry::Closed {
-                    at: last,
-                    open: true,
-                },
-            );
+            if let Some(slot) = self.map.get_mut(&k) {
+                let mut ctx = EndCtx {
+                    stats: &mut self.stats,
+                    cfg: &self.cfg,
+                    certs: &mut self.certs,
+                };
+                Self::close(slot, last, true, EndReason::InProgress, &mut ctx, emit);
+            }
         }
     }
 

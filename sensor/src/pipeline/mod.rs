@@ -504,7 +504,10 @@ impl<'c> Reader<'c> {
             port: tcp.dport,
         };
         let (key, _) = FlowKey::new(src, dst);
-        let shard = (key.symmetric_hash() % self.batches.len() as u64) as usize;
+        // The high bits of hash × workers: a multiply instead of a 64-bit division (which
+        // was a tenth of this function), as uniform for an avalanched hash.
+        let shard =
+            ((u128::from(key.symmetric_hash()) * self.batches.len() as u128) >> 64) as usize;
         let batch = &mut self.batches[shard];
         batch.push(ts, src, dst, &tcp);
         if batch.meta.len() >= self.cfg.batch_packets {

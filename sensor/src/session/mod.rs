@@ -11,7 +11,7 @@ pub use record::RecordContext;
 use crate::flow::Endpoint;
 use crate::reassembly::{Stream, StreamConfig, StreamStats};
 use mailtls_parsers::smtp::{Phase, SmtpParser};
-use mailtls_parsers::tls::{record as tls_record, TlsParser};
+use mailtls_parsers::tls::{record as tls_record, CertCache, TlsParser};
 use mailtls_parsers::Dir;
 use mailtls_storage::record::EndReason;
 
@@ -43,6 +43,15 @@ pub struct SessionParseStats {
     pub tls_oversized_messages: u64,
     /// Leaf certificates that did not parse.
     pub cert_errors: u64,
+}
+
+/// What the sessions of one worker share while parsing: the reassembly limits, and the
+/// cache of certificate summaries (a server shows every client the same certificate).
+pub struct Parsing<'a> {
+    /// Per-direction reassembly limits.
+    pub stream: &'a StreamConfig,
+    /// Leaf-certificate summaries by DER.
+    pub certs: &'a mut CertCache,
 }
 
 /// One TCP connection being followed.
@@ -103,6 +112,16 @@ impl Session {
         }
     }
 
+    /// The direction of a packet sent by `src`.
+    #[inline]
+    pub fn dir_of(&self, src: Endpoint) -> Dir {
+        if src == self.client {
+            Dir::ToServer
+        } else {
+            Dir::ToClient
+        }
+    }
+
     /// Whether the connection is over (FIN both ways, or RST).
     pub fn is_closed(&self) -> bool {
         self.rst || (self.fin[0] && self.fin[1])
@@ -143,7 +162,7 @@ impl Session {
         rst: bool,
         payload: &[u8],
         ts: i64,
-        cfg: &StreamConfig,
+        env: &mut Parsing<'_>,
     ) {
         let d = dir.index();
         self.last_ts = self.last_ts.max(ts);
@@ -159,19 +178,19 @@ impl Session {
             self.streams[1 - d].on_peer_ack(ack);
         }
         if !payload.is_empty() {
-            self.streams[d].insert(seq, payload, cfg);
+            self.streams[d].insert(seq, payload, env.stream);
         }
         self.fin[d] |= fin;
         self.rst |= rst;
-        self.process(ts, cfg);
+        self.process(ts, env);
     }
 
     /// Runs the parsers over whatever is ready, skipping condemned holes, until nothing moves.
-    fn process(&mut self, ts: i64, cfg: &StreamConfig) {
+    fn process(&mut self, ts: i64, env: &mut Parsing<'_>) {
         for _ in 0..64 {
             let mut moved = false;
             for dir in [Dir::ToServer, Dir::ToClient] {
-                moved |= self.step(dir, ts, cfg);
+                moved |= self.step(dir, ts, env);
             }
             if !moved {
                 break;
@@ -180,13 +199,13 @@ impl Session {
     }
 
     /// One parsing step on one direction; returns whether anything was consumed or skipped.
-    fn step(&mut self, dir: Dir, ts: i64, cfg: &StreamConfig) -> bool {
+    fn step(&mut self, dir: Dir, ts: i64, env: &mut Parsing<'_>) -> bool {
         let d = dir.index();
         if self.layer == Layer::Done {
             return false;
         }
         if self.layer == Layer::Undecided && !self.decide_layer(dir) {
-            return self.maybe_skip_hole(dir, cfg);
+            return self.maybe_skip_hole(dir, env.stream);
         }
         let ready = self.streams[d].ready();
         let used = match self.layer {
@@ -226,14 +245,14 @@ impl Session {
             }
             Layer::Smtp => self.smtp.feed(dir, ready),
             Layer::Tls => match self.tls.as_mut() {
-                Some(tls) => tls.feed(dir, ready, ts),
+                Some(tls) => tls.feed_cached(dir, ready, ts, env.certs),
                 None => 0,
             },
             Layer::Undecided | Layer::Done => 0,
         };
         self.streams[d].consume(used);
         self.after_parse();
-        let skipped = self.maybe_skip_hole(dir, cfg);
+        let skipped = self.maybe_skip_hole(dir, env.stream);
         used > 0 || skipped
     }
 
@@ -330,7 +349,7 @@ impl Session {
     pub fn finish(
         mut self,
         reason: EndReason,
-        cfg: &StreamConfig,
+        env: &mut Parsing<'_>,
         ctx: &RecordContext,
     ) -> (mailtls_storage::SessionRecord, SessionParseStats) {
         for _ in 0..1024 {
@@ -341,10 +360,10 @@ impl Session {
             self.streams[1].condemn_hole();
             if !self.streams[0].hole_condemned() && !self.streams[1].hole_condemned() {
                 // Bytes short of a whole line/record stay unparsed: nothing more will come.
-                self.process(self.last_ts, cfg);
+                self.process(self.last_ts, env);
                 break;
             }
-            self.process(self.last_ts, cfg);
+            self.process(self.last_ts, env);
         }
         let reason = if reason == EndReason::InProgress {
             reason

@@ -7,6 +7,8 @@ use std::io::{BufWriter, Write};
 /// Writes one JSON object per line to any writer (a file, stdout).
 pub struct JsonlSink<W: Write> {
     out: BufWriter<W>,
+    /// One encoded line, reused from record to record.
+    line: Vec<u8>,
     records: u64,
 }
 
@@ -15,6 +17,7 @@ impl<W: Write> JsonlSink<W> {
     pub fn new(out: W) -> Self {
         JsonlSink {
             out: BufWriter::with_capacity(64 * 1024, out),
+            line: Vec::with_capacity(4096),
             records: 0,
         }
     }
@@ -27,8 +30,10 @@ impl<W: Write> JsonlSink<W> {
 
 impl<W: Write> Sink for JsonlSink<W> {
     fn write(&mut self, record: &SessionRecord) -> Result<(), Error> {
-        serde_json::to_writer(&mut self.out, record)?;
-        self.out.write_all(b"\n")?;
+        self.line.clear();
+        crate::json::encode_record(record, &mut self.line);
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
         self.records += 1;
         Ok(())
     }
