@@ -51,7 +51,7 @@ pub struct OfflineCapture {
     linktype: i32,
     /// The stdio buffer of libpcap's stream (see [`bigger_stdio_buffer`]), kept alive as
     /// long as the stream.
-    _stdio_buf: Option<Box<[u8]>>,
+    _stdio_buf: Option<Vec<u8>>,
 }
 
 impl OfflineCapture {
@@ -63,7 +63,8 @@ impl OfflineCapture {
         })?;
         let linktype = cap.get_datalink().0;
         unlock_stdio(&cap);
-        let stdio_buf = bigger_stdio_buffer(&cap);
+        let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let stdio_buf = bigger_stdio_buffer(&cap, file_len);
         Ok(OfflineCapture {
             path: path.to_path_buf(),
             cap,
@@ -126,7 +127,7 @@ fn unlock_stdio(cap: &pcap::Capture<pcap::Offline>) {
 #[cfg(not(target_os = "linux"))]
 fn unlock_stdio(_cap: &pcap::Capture<pcap::Offline>) {}
 
-/// Size of the stdio buffer libpcap reads the file through.
+/// Largest stdio buffer libpcap reads a file through (smaller files get one of their size).
 const STDIO_BUF: usize = 1 << 20;
 
 /// libpcap reads a file with one `fread` per record header and one per record, through a
@@ -141,22 +142,28 @@ const STDIO_BUF: usize = 1 << 20;
 /// an error and leaves the stream as it was. The buffer must outlive the stream: the caller
 /// keeps it in [`OfflineCapture`], after the handle.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn bigger_stdio_buffer(cap: &pcap::Capture<pcap::Offline>) -> Option<Box<[u8]>> {
+fn bigger_stdio_buffer(cap: &pcap::Capture<pcap::Offline>, file_len: u64) -> Option<Vec<u8>> {
     extern "C" {
         fn pcap_file(p: *mut std::ffi::c_void) -> *mut libc::FILE;
     }
-    let mut buf = vec![0u8; STDIO_BUF].into_boxed_slice();
+    let size = usize::try_from(file_len)
+        .unwrap_or(STDIO_BUF)
+        .clamp(1 << 12, STDIO_BUF);
+    // Capacity only: stdio writes the bytes before it reads them, and Rust never looks at
+    // them (no zeroing of a megabyte per file).
+    let mut buf: Vec<u8> = Vec::with_capacity(size);
     // SAFETY: `cap` is a live offline handle, `pcap_file` returns its stream or NULL; the
-    // buffer is valid for `STDIO_BUF` bytes and is kept until after the handle is closed.
+    // buffer is valid for writes of `size` bytes and is kept until after the handle is
+    // closed (it is never resized, so the pointer stays valid).
     let ok = unsafe {
         let fp = pcap_file(cap.as_ptr().cast());
-        !fp.is_null() && libc::setvbuf(fp, buf.as_mut_ptr().cast(), libc::_IOFBF, STDIO_BUF) == 0
+        !fp.is_null() && libc::setvbuf(fp, buf.as_mut_ptr().cast(), libc::_IOFBF, size) == 0
     };
     // On failure the stream kept its own buffer and never saw ours.
     ok.then_some(buf)
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn bigger_stdio_buffer(_cap: &pcap::Capture<pcap::Offline>) -> Option<Box<[u8]>> {
+fn bigger_stdio_buffer(_cap: &pcap::Capture<pcap::Offline>, _file_len: u64) -> Option<Vec<u8>> {
     None
 }
