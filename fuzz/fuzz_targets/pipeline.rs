@@ -10,15 +10,16 @@
 //!   if_tsoffset and packet timestamps).
 //!
 //! Checks: no panic (a worker panic aborts through libFuzzer's hook); every flow gives one
-//! record; the sink receives them all; the JSONL sink's encoder writes every record exactly
-//! as serde_json does; and, when nothing was evicted, both worker counts give the same
-//! records (README: "the output is identical for any --workers").
+//! record; the sink receives them all; the JSONL encoder writes every record exactly as
+//! serde_json does; and, when nothing was evicted, both runs give the same records (README:
+//! "the output is identical for any --workers"). The 1-worker run hands records to the
+//! sink, the 2-worker run JSONL lines encoded by the workers (`Delivery::JsonlOnly`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use mailtls_fuzz::{build_pcap, build_pcapng, pcap_global_header, Cursor, LINK_TYPES};
 use mailtls_sensor::flow::FlowTableConfig;
-use mailtls_sensor::pipeline::{run_offline, PipelineConfig, SinkMsg};
+use mailtls_sensor::pipeline::{run_offline, Delivery, PipelineConfig, SinkMsg};
 use mailtls_sensor::ports::PortSet;
 use mailtls_sensor::reassembly::StreamConfig;
 use mailtls_sensor::session::RecordContext;
@@ -40,7 +41,7 @@ fn capture_path() -> &'static PathBuf {
     })
 }
 
-fn config(workers: usize, all_ports: bool) -> PipelineConfig {
+fn config(workers: usize, all_ports: bool, delivery: Delivery) -> PipelineConfig {
     let ports = Arc::new(if all_ports {
         PortSet::all()
     } else {
@@ -68,15 +69,16 @@ fn config(workers: usize, all_ports: bool) -> PipelineConfig {
         batch_packets: 16,
         tick_us: 1_000_000,
         stats_interval: Duration::from_secs(3600),
+        delivery,
     }
 }
 
-fn run(workers: usize, all_ports: bool) -> (RunStats, Vec<String>) {
+fn run(workers: usize, all_ports: bool, delivery: Delivery) -> (RunStats, Vec<String>) {
     let stop = AtomicBool::new(false);
-    let cfg = config(workers, all_ports);
+    let cfg = config(workers, all_ports, delivery);
     let mut got: Vec<String> = Vec::new();
-    let sink = |m: SinkMsg| {
-        if let SinkMsg::Records(rs) = m {
+    let sink = |m: SinkMsg| match m {
+        SinkMsg::Records(rs) => {
             for r in rs {
                 let reference = serde_json::to_string(&r).expect("record serialises");
                 // The JSONL sink's own encoder writes exactly what serde_json writes.
@@ -86,6 +88,13 @@ fn run(workers: usize, all_ports: bool) -> (RunStats, Vec<String>) {
                 got.push(reference);
             }
         }
+        SinkMsg::Jsonl { lines, records } => {
+            let text = String::from_utf8(lines).expect("JSONL is UTF-8");
+            let before = got.len();
+            got.extend(text.lines().map(str::to_string));
+            assert_eq!((got.len() - before) as u64, records, "one line per record");
+        }
+        SinkMsg::Stats(_) => {}
     };
     let (stats, _sink, warnings) = run_offline(&[capture_path().clone()], &cfg, sink, None, &stop);
     for w in &warnings {
@@ -112,8 +121,10 @@ fuzz_target!(|data: &[u8]| {
         _ => build_pcapng(&mut c),
     };
     mailtls_fuzz::write_file(capture_path(), &file);
-    let (s1, r1) = run(1, all_ports);
-    let (s2, r2) = run(2, all_ports);
+    // One worker handing over records (each encoded here by serde_json and by the JSONL
+    // encoder, which must agree), two workers handing over JSONL lines they encoded.
+    let (s1, r1) = run(1, all_ports, Delivery::Records);
+    let (s2, r2) = run(2, all_ports, Delivery::JsonlOnly);
     for (s, r) in [(&s1, &r1), (&s2, &r2)] {
         assert_eq!(s.workers.records, s.workers.flows, "one record per flow");
         assert_eq!(r.len() as u64, s.workers.records, "sink got every record");

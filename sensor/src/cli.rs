@@ -2,7 +2,7 @@
 //! pipeline's configuration ([`ReadArgs::to_config`]).
 
 use crate::flow::FlowTableConfig;
-use crate::pipeline::PipelineConfig;
+use crate::pipeline::{Delivery, PipelineConfig};
 use crate::ports::PortSet;
 use crate::reassembly::StreamConfig;
 use crate::session::RecordContext;
@@ -368,6 +368,7 @@ impl EngineArgs {
             batch_packets: 256,
             tick_us: 1_000_000,
             stats_interval: Duration::from_secs(self.stats_interval.max(1)),
+            delivery: Delivery::Records,
         })
     }
 }

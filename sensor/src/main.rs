@@ -76,9 +76,13 @@ impl Progress for Bar {
 }
 
 fn read(args: &ReadArgs) -> Result<ExitCode> {
-    let cfg = args.to_config().map_err(anyhow::Error::msg)?;
+    let mut cfg = args.to_config().map_err(anyhow::Error::msg)?;
     let ch_cfg = args.clickhouse.to_config().map_err(anyhow::Error::msg)?;
     let to_stdout = args.jsonl.as_deref() == Some("-");
+    if to_stdout && ch_cfg.is_none() {
+        // JSONL is the only output (no report, no ClickHouse): the workers encode it.
+        cfg.delivery = pipeline::Delivery::JsonlOnly;
+    }
     let clickhouse = match ch_cfg {
         Some(c) => Some(ClickhouseSink::start(c).map_err(|e| anyhow::anyhow!("{e}"))?),
         None => None,

@@ -138,6 +138,14 @@ impl Outputs {
                     }
                 }
             }
+            SinkMsg::Jsonl { lines, records } => {
+                self.written += records;
+                if let Some(j) = self.jsonl.as_mut() {
+                    if let Err(e) = j.write_encoded(&lines, records) {
+                        self.error(format!("JSONL: {e}"));
+                    }
+                }
+            }
             SinkMsg::Stats(snap) => {
                 if let Some(ch) = &self.clickhouse {
                     let row = stats_row(&self.sensor, self.last.as_ref(), &snap);

@@ -5,7 +5,7 @@
 //! (in a debug build, where arithmetic overflow panics).
 
 use mailtls_sensor::flow::{Endpoint, FlowPacket, FlowTable, FlowTableConfig};
-use mailtls_sensor::pipeline::{run_offline, PipelineConfig, SinkMsg};
+use mailtls_sensor::pipeline::{run_offline, Delivery, PipelineConfig, SinkMsg};
 use mailtls_sensor::ports::PortSet;
 use mailtls_sensor::reassembly::{Stream, StreamConfig};
 use mailtls_sensor::session::RecordContext;
@@ -37,6 +37,7 @@ fn pipeline_config(workers: usize) -> PipelineConfig {
         batch_packets: 256,
         tick_us: 1_000_000,
         stats_interval: Duration::from_secs(3600),
+        delivery: Delivery::Records,
     }
 }
 

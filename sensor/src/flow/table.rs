@@ -3,6 +3,11 @@
 //!
 //! A closed connection leaves a short-lived tombstone so that its trailing ACKs and
 //! retransmissions do not start a phantom session; a SYN on a tombstone starts a new one.
+//! Tombstones live in a map of their own: they outnumber running sessions twenty to one on a
+//! busy link (10 s of linger against sessions of half a second), and in one map with the
+//! sessions they made every packet's lookup a cache miss (perf: a tenth of a worker's time
+//! in the probe's key comparison). The sessions' map stays small enough for the CPU's cache;
+//! the tombstones' map is only looked up for packets of flows without a running session.
 
 use super::{Endpoint, FlowKey};
 use crate::ports::PortSet;
@@ -57,21 +62,20 @@ pub struct FlowPacket<'a> {
     pub payload: &'a [u8],
 }
 
-/// The flow table's map. foldhash with a random per-process seed instead of std's
-/// SipHash: the keys come from the wire, so the hash must be keyed (a sender must not be
-/// able to build colliding flows), but a passive sensor answers nothing, so nobody can time
-/// its table to recover the seed, which is what foldhash's "minimal DoS resistance" leaves
+/// Maps of the flow table. foldhash with a random per-process seed instead of std's SipHash:
+/// the keys come from the wire, so the hash must be keyed (a sender must not be able to
+/// build colliding flows), but a passive sensor answers nothing, so nobody can time its
+/// table to recover the seed, which is what foldhash's "minimal DoS resistance" leaves
 /// open. SipHash-1-3 was a tenth of a worker's time on all-mail traffic.
-type FlowMap = std::collections::HashMap<FlowKey, Entry, foldhash::fast::RandomState>;
+type FlowMap<V> = std::collections::HashMap<FlowKey, V, foldhash::fast::RandomState>;
 
-enum Entry {
-    Active(Box<Session>),
-    /// A session already emitted: closed (lingering to absorb late packets) or, when
-    /// `open`, emitted early and still running (absorbing its packets until FIN/RST/idle).
-    Closed {
-        at: i64,
-        open: bool,
-    },
+/// A session already emitted: closed (lingering to absorb late packets) or, when `open`,
+/// emitted early and still running (absorbing its packets until FIN/RST/idle).
+#[derive(Debug, Clone, Copy)]
+struct Tombstone {
+    /// Capture time (µs) of its last packet.
+    at: i64,
+    open: bool,
 }
 
 /// Certificates each worker keeps summaries of (~2 KB of DER each): the servers a sensor
@@ -80,7 +84,10 @@ const CERT_CACHE_SIZE: usize = 256;
 
 /// A worker's shard of the flow table.
 pub struct FlowTable {
-    map: FlowMap,
+    /// Running sessions.
+    sessions: FlowMap<Box<Session>>,
+    /// Sessions already emitted.
+    tombstones: FlowMap<Tombstone>,
     cfg: FlowTableConfig,
     /// Leaf-certificate summaries shared by this worker's sessions.
     certs: CertCache,
@@ -88,9 +95,9 @@ pub struct FlowTable {
     pub stats: WorkerStats,
 }
 
-/// The parts of the table a session's packets and its end touch besides the map: the
+/// The parts of the table a session's packets and its end touch besides the maps: the
 /// counters, the configuration, the certificate cache (built from the fields, so that it can
-/// be used while a slot of the map is borrowed).
+/// be used while an entry of the sessions' map is borrowed).
 struct EndCtx<'t> {
     stats: &'t mut WorkerStats,
     cfg: &'t FlowTableConfig,
@@ -128,11 +135,12 @@ impl EndCtx<'_> {
 impl FlowTable {
     /// An empty table.
     pub fn new(cfg: FlowTableConfig) -> Self {
+        fn with_room<V>(n: usize) -> FlowMap<V> {
+            FlowMap::with_capacity_and_hasher(n, Default::default())
+        }
         FlowTable {
-            map: FlowMap::with_capacity_and_hasher(
-                cfg.max_flows.min(1 << 10),
-                foldhash::fast::RandomState::default(),
-            ),
+            sessions: with_room(cfg.max_flows.min(1 << 10)),
+            tombstones: with_room(cfg.max_flows.min(1 << 10)),
             cfg,
             certs: CertCache::new(CERT_CACHE_SIZE),
             stats: WorkerStats::default(),
@@ -141,97 +149,80 @@ impl FlowTable {
 
     /// Flows (sessions and tombstones) held now.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.sessions.len() + self.tombstones.len()
     }
 
     /// Whether the table holds no flow.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.sessions.is_empty() && self.tombstones.is_empty()
     }
 
     /// Handles one packet; finished sessions go to `emit`.
     ///
-    /// A packet of a running session costs one lookup; a session that closes is replaced
-    /// by its tombstone in place (no second lookup, no remove and insert).
+    /// A packet of a running session costs one lookup in the (small) sessions' map.
     pub fn on_packet(&mut self, p: &FlowPacket<'_>, emit: &mut dyn FnMut(SessionRecord)) {
         use crate::decode::flags::{ACK, FIN, RST, SYN};
         let (key, _) = FlowKey::new(p.src, p.dst);
         let pure_syn = p.flags & (SYN | ACK) == SYN;
-        if let Some(slot) = self.map.get_mut(&key) {
-            let reason = match slot {
-                Entry::Active(sess) => {
-                    let dir = sess.dir_of(p.src);
-                    let idle = p.ts.saturating_sub(sess.last_ts) > self.cfg.idle_timeout_us;
-                    if !((pure_syn && sess.is_new_syn(dir, p.seq)) || idle) {
-                        // The common case: a packet of a session in progress.
-                        let mut ctx = EndCtx {
-                            stats: &mut self.stats,
-                            cfg: &self.cfg,
-                            certs: &mut self.certs,
-                        };
-                        Self::feed(sess, dir, p, &mut ctx.parsing());
-                        if sess.is_closed() {
-                            Self::close(slot, p.ts, false, EndReason::Fin, &mut ctx, emit);
-                        }
-                        return;
-                    }
-                    // A new connection on the same key (a new SYN, or after the idle
-                    // timeout): the old session ends here and the new one takes its slot.
-                    Some(if idle {
-                        EndReason::Idle
-                    } else {
-                        EndReason::CaptureEnd
-                    })
-                }
-                Entry::Closed { at, open } => {
-                    let quiet_for = p.ts.saturating_sub(*at);
-                    let expired = if *open {
-                        quiet_for > self.cfg.idle_timeout_us
-                    } else {
-                        quiet_for > self.cfg.linger_us
-                    };
-                    if !(pure_syn || expired) {
-                        if *open {
-                            *at = p.ts;
-                            *open = p.flags & (FIN | RST) == 0;
-                        }
-                        self.stats.late_packets += 1;
-                        return;
-                    }
-                    None
-                }
-            };
-            let fresh = Entry::Active(Box::new(Self::new_session(&self.cfg, p)));
-            let old = std::mem::replace(slot, fresh);
-            self.stats.flows += 1;
-            let mut ctx = EndCtx {
-                stats: &mut self.stats,
-                cfg: &self.cfg,
-                certs: &mut self.certs,
-            };
-            if let (Entry::Active(old), Some(reason)) = (old, reason) {
-                ctx.finish(*old, reason, emit);
-            }
-            let Entry::Active(sess) = slot else {
-                return;
-            };
+        if let Some(sess) = self.sessions.get_mut(&key) {
             let dir = sess.dir_of(p.src);
-            Self::feed(sess, dir, p, &mut ctx.parsing());
-            if sess.is_closed() {
-                Self::close(slot, p.ts, false, EndReason::Fin, &mut ctx, emit);
+            let idle = p.ts.saturating_sub(sess.last_ts) > self.cfg.idle_timeout_us;
+            if !((pure_syn && sess.is_new_syn(dir, p.seq)) || idle) {
+                // The common case: a packet of a session in progress.
+                let mut ctx = EndCtx {
+                    stats: &mut self.stats,
+                    cfg: &self.cfg,
+                    certs: &mut self.certs,
+                };
+                Self::feed(sess, dir, p, &mut ctx.parsing());
+                if sess.is_closed() {
+                    self.close(key, p.ts, false, EndReason::Fin, emit);
+                }
+                return;
             }
+            // A new connection on the same key (a new SYN, or after the idle timeout): the
+            // old session ends here and the new one takes its place.
+            let reason = if idle {
+                EndReason::Idle
+            } else {
+                EndReason::CaptureEnd
+            };
+            let fresh = Box::new(Self::new_session(&self.cfg, p));
+            let old = std::mem::replace(sess, fresh);
+            self.stats.flows += 1;
+            self.ctx().finish(*old, reason, emit);
+            self.feed_new(key, p, emit);
             return;
         }
-        if self.map.len() >= self.cfg.max_flows {
+        if let Some(t) = self.tombstones.get_mut(&key) {
+            let quiet_for = p.ts.saturating_sub(t.at);
+            let expired = if t.open {
+                quiet_for > self.cfg.idle_timeout_us
+            } else {
+                quiet_for > self.cfg.linger_us
+            };
+            if !(pure_syn || expired) {
+                if t.open {
+                    t.at = p.ts;
+                    t.open = p.flags & (FIN | RST) == 0;
+                }
+                self.stats.late_packets += 1;
+                return;
+            }
+            self.tombstones.remove(&key);
+        }
+        if self.len() >= self.cfg.max_flows {
             self.evict_oldest(emit);
         }
         let session = Self::new_session(&self.cfg, p);
         self.stats.flows += 1;
-        let slot = self
-            .map
-            .entry(key)
-            .or_insert(Entry::Active(Box::new(session)));
-        let Entry::Active(sess) = slot else {
+        self.sessions.insert(key, Box::new(session));
+        self.feed_new(key, p, emit);
+    }
+
+    /// Feeds the first packet of the session just stored under `key`.
+    fn feed_new(&mut self, key: FlowKey, p: &FlowPacket<'_>, emit: &mut dyn FnMut(SessionRecord)) {
+        let Some(sess) = self.sessions.get_mut(&key) else {
             return;
         };
         let dir = sess.dir_of(p.src);
@@ -242,12 +233,12 @@ impl FlowTable {
         };
         Self::feed(sess, dir, p, &mut ctx.parsing());
         if sess.is_closed() {
-            Self::close(slot, p.ts, false, EndReason::Fin, &mut ctx, emit);
+            self.close(key, p.ts, false, EndReason::Fin, emit);
         }
     }
 
     /// The parts of the table that ending a session touches, for callers that hold no
-    /// borrow of the map (those that do build an [`EndCtx`] from the two fields).
+    /// borrow of the maps (those that do build an [`EndCtx`] from the fields).
     fn ctx(&mut self) -> EndCtx<'_> {
         EndCtx {
             stats: &mut self.stats,
@@ -256,18 +247,19 @@ impl FlowTable {
         }
     }
 
-    /// Replaces the active session in `slot` by a tombstone (`open`: emitted early, still
-    /// running) dated `at` and emits its record.
+    /// Ends the session under `key`, leaves a tombstone (`open`: emitted early, still
+    /// running) dated `at`, and emits the record.
     fn close(
-        slot: &mut Entry,
+        &mut self,
+        key: FlowKey,
         at: i64,
         open: bool,
         reason: EndReason,
-        ctx: &mut EndCtx<'_>,
         emit: &mut dyn FnMut(SessionRecord),
     ) {
-        if let Entry::Active(sess) = std::mem::replace(slot, Entry::Closed { at, open }) {
-            ctx.finish(*sess, reason, emit);
+        if let Some(sess) = self.sessions.remove(&key) {
+            self.tombstones.insert(key, Tombstone { at, open });
+            self.ctx().finish(*sess, reason, emit);
         }
     }
 
@@ -303,9 +295,9 @@ impl FlowTable {
         Session::new(client, server, p.vlan, p.ts, midstream)
     }
 
-    /// Ends the session under `key` (if active) and emits its record.
+    /// Ends the session under `key` (if running) and emits its record.
     fn end(&mut self, key: FlowKey, reason: EndReason, emit: &mut dyn FnMut(SessionRecord)) {
-        let Some(Entry::Active(sess)) = self.map.remove(&key) else {
+        let Some(sess) = self.sessions.remove(&key) else {
             return;
         };
         self.ctx().finish(*sess, reason, emit);
@@ -317,73 +309,54 @@ impl FlowTable {
         let idle = self.cfg.idle_timeout_us;
         let linger = self.cfg.linger_us;
         let early = self.cfg.early_emit_us;
+        self.tombstones.retain(|_, t| {
+            let limit = if t.open { idle } else { linger };
+            now.saturating_sub(t.at) <= limit
+        });
         let mut stale: Vec<FlowKey> = Vec::new();
         let mut ripe: Vec<FlowKey> = Vec::new();
-        self.map.retain(|k, e| match e {
-            Entry::Active(s) => {
-                if now.saturating_sub(s.last_ts) > idle {
-                    stale.push(*k);
-                } else if let (Some(delay), Some(done)) = (early, s.done_at) {
-                    if now.saturating_sub(done) > delay {
-                        ripe.push(*k);
-                    }
+        for (k, s) in &self.sessions {
+            if now.saturating_sub(s.last_ts) > idle {
+                stale.push(*k);
+            } else if let (Some(delay), Some(done)) = (early, s.done_at) {
+                if now.saturating_sub(done) > delay {
+                    ripe.push(*k);
                 }
-                true
             }
-            Entry::Closed { at, open: false } => now.saturating_sub(*at) <= linger,
-            Entry::Closed { at, open: true } => now.saturating_sub(*at) <= idle,
-        });
+        }
         stale.sort_unstable_by_key(|k| (k.lo, k.hi));
         for k in stale {
             self.end(k, EndReason::Idle, emit);
         }
         ripe.sort_unstable_by_key(|k| (k.lo, k.hi));
         for k in ripe {
-            let last = match self.map.get(&k) {
-                Some(Entry::Active(s)) => s.last_ts,
-                _ => continue,
+            let Some(last) = self.sessions.get(&k).map(|s| s.last_ts) else {
+                continue;
             };
-            if let Some(slot) = self.map.get_mut(&k) {
-                let mut ctx = EndCtx {
-                    stats: &mut self.stats,
-                    cfg: &self.cfg,
-                    certs: &mut self.certs,
-                };
-                Self::close(slot, last, true, EndReason::InProgress, &mut ctx, emit);
-            }
+            self.close(k, last, true, EndReason::InProgress, emit);
         }
     }
 
     /// Ends every session (end of capture or shutdown).
     pub fn drain(&mut self, emit: &mut dyn FnMut(SessionRecord)) {
-        let mut keys: Vec<FlowKey> = self
-            .map
-            .iter()
-            .filter(|(_, e)| matches!(e, Entry::Active(_)))
-            .map(|(k, _)| *k)
-            .collect();
+        let mut keys: Vec<FlowKey> = self.sessions.keys().copied().collect();
         keys.sort_unstable_by_key(|k| (k.lo, k.hi));
         for k in keys {
             self.end(k, EndReason::CaptureEnd, emit);
         }
-        self.map.clear();
+        self.sessions.clear();
+        self.tombstones.clear();
     }
 
     /// Frees room: drops tombstones, then ends the least recently seen eighth of sessions.
     fn evict_oldest(&mut self, emit: &mut dyn FnMut(SessionRecord)) {
         self.stats.table_full += 1;
-        self.map.retain(|_, e| matches!(e, Entry::Active(_)));
-        if self.map.len() < self.cfg.max_flows {
+        self.tombstones.clear();
+        if self.sessions.len() < self.cfg.max_flows {
             return;
         }
-        let mut ages: Vec<(i64, FlowKey)> = self
-            .map
-            .iter()
-            .filter_map(|(k, e)| match e {
-                Entry::Active(s) => Some((s.last_ts, *k)),
-                Entry::Closed { .. } => None,
-            })
-            .collect();
+        let mut ages: Vec<(i64, FlowKey)> =
+            self.sessions.iter().map(|(k, s)| (s.last_ts, *k)).collect();
         let n = (ages.len() / 8).max(1);
         if ages.len() > n {
             ages.select_nth_unstable_by_key(n, |(t, k)| (*t, k.lo, k.hi));

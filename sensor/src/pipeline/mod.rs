@@ -45,6 +45,21 @@ pub struct PipelineConfig {
     pub tick_us: i64,
     /// Wall-clock interval between [`StatsSnapshot`]s sent to the sink stage.
     pub stats_interval: Duration,
+    /// What the workers hand the sink stage for each finished session.
+    pub delivery: Delivery,
+}
+
+/// What the workers hand the sink stage for each finished session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Delivery {
+    /// The records themselves ([`SinkMsg::Records`]): for sinks that need fields (the
+    /// ClickHouse sink, the terminal summary, the live service's handshake histogram).
+    #[default]
+    Records,
+    /// Only their JSONL lines ([`SinkMsg::Jsonl`]), encoded by the worker that made them,
+    /// when JSONL is the only output (`--jsonl -`): the encoding runs on every worker in
+    /// parallel, and each record is freed by the thread that allocated it.
+    JsonlOnly,
 }
 
 /// What the sink stage receives.
@@ -52,6 +67,13 @@ pub struct PipelineConfig {
 pub enum SinkMsg {
     /// Finished sessions.
     Records(Vec<SessionRecord>),
+    /// Finished sessions as JSONL lines ([`Delivery::JsonlOnly`]).
+    Jsonl {
+        /// The lines, each ending in `\n`.
+        lines: Vec<u8>,
+        /// How many records they are.
+        records: u64,
+    },
     /// The pipeline's counters at a point in time (for `sensor_stats`).
     Stats(Box<StatsSnapshot>),
 }
@@ -178,13 +200,14 @@ where
             to_workers.push(tx);
             free_batches.push(free_rx);
             let table_cfg = cfg.table.clone();
+            let delivery = cfg.delivery;
             let rec_tx = rec_tx.clone();
             let gauge = gauge.clone();
             let latency = &latency;
             let handle = std::thread::Builder::new()
                 .name(format!("mailtls-worker-{i}"))
                 .spawn_scoped(scope, move || {
-                    worker_loop(rx, free_tx, rec_tx, table_cfg, &gauge, latency)
+                    worker_loop(rx, free_tx, rec_tx, table_cfg, delivery, &gauge, latency)
                 })
                 .expect("spawning a worker thread");
             handles.push(handle);
@@ -237,11 +260,12 @@ fn worker_loop(
     free_tx: Sender<PacketBatch>,
     rec_tx: Sender<SinkMsg>,
     cfg: FlowTableConfig,
+    delivery: Delivery,
     gauge: &WorkerGauges,
     latency: &LatencyHistogram,
 ) -> WorkerStats {
     let mut table = FlowTable::new(cfg);
-    let mut out = RecordOut::new(rec_tx);
+    let mut out = RecordOut::new(rec_tx, delivery);
     for msg in rx {
         match msg {
             ToWorker::Batch(mut batch) => {
@@ -289,32 +313,60 @@ const RECORDS_PER_MESSAGE: usize = 256;
 /// worker (plus the bounded channel) in memory.
 struct RecordOut {
     tx: Sender<SinkMsg>,
+    delivery: Delivery,
     pending: Vec<SessionRecord>,
+    /// [`Delivery::JsonlOnly`]: the encoded lines of `encoded` records.
+    lines: Vec<u8>,
+    encoded: u64,
     connected: bool,
 }
 
 impl RecordOut {
-    fn new(tx: Sender<SinkMsg>) -> Self {
+    fn new(tx: Sender<SinkMsg>, delivery: Delivery) -> Self {
         RecordOut {
             tx,
+            delivery,
             pending: Vec::with_capacity(RECORDS_PER_MESSAGE),
+            lines: Vec::new(),
+            encoded: 0,
             connected: true,
         }
     }
 
     fn push(&mut self, r: SessionRecord) {
-        self.pending.push(r);
-        if self.pending.len() >= RECORDS_PER_MESSAGE {
-            self.flush();
+        match self.delivery {
+            Delivery::Records => {
+                self.pending.push(r);
+                if self.pending.len() >= RECORDS_PER_MESSAGE {
+                    self.flush();
+                }
+            }
+            Delivery::JsonlOnly => {
+                mailtls_storage::json::encode_record(&r, &mut self.lines);
+                self.lines.push(b'\n');
+                self.encoded += 1;
+                if self.encoded >= RECORDS_PER_MESSAGE as u64 {
+                    self.flush();
+                }
+            }
         }
     }
 
     /// Sends what is pending; false once the sink stage is gone.
     fn flush(&mut self) -> bool {
-        if !self.pending.is_empty() && self.connected {
+        if !self.connected {
+            return false;
+        }
+        if !self.pending.is_empty() {
             let chunk =
                 std::mem::replace(&mut self.pending, Vec::with_capacity(RECORDS_PER_MESSAGE));
             self.connected = self.tx.send(SinkMsg::Records(chunk)).is_ok();
+        }
+        if self.encoded > 0 && self.connected {
+            let room = self.lines.len();
+            let lines = std::mem::replace(&mut self.lines, Vec::with_capacity(room));
+            let records = std::mem::take(&mut self.encoded);
+            self.connected = self.tx.send(SinkMsg::Jsonl { lines, records }).is_ok();
         }
         self.connected
     }

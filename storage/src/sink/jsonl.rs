@@ -22,6 +22,14 @@ impl<W: Write> JsonlSink<W> {
         }
     }
 
+    /// Writes lines already encoded by [`crate::json::encode_record`] (each ending in
+    /// `\n`), counting them as `records` records.
+    pub fn write_encoded(&mut self, lines: &[u8], records: u64) -> Result<(), Error> {
+        self.out.write_all(lines)?;
+        self.records += records;
+        Ok(())
+    }
+
     /// Records written so far.
     pub fn records(&self) -> u64 {
         self.records
