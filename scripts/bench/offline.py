@@ -19,8 +19,8 @@ import subprocess
 import sys
 import tempfile
 
-from common import (FLOOR, MAILTLS, capture_summary, counters, generate, human, log, machine,
-                    parse_size, timed, warm)
+from common import (FLOOR, MAILTLS, REPO, capture_summary, counters, generate, human, log,
+                    machine, parse_size, timed, warm)
 
 TSHARK_FILTER = "smtp.req.command or smtp.response.code or tls.handshake.type"
 
@@ -48,8 +48,8 @@ def args():
     p.add_argument("--messages-size", default="1G",
                    help="size of the all-mail capture with message bodies (1G)")
     p.add_argument("--messages-templates",
-                   help="template capture of mail sessions with bodies (default: recorded "
-                        "once into WORK/messages-templates.pcap by record_messages.py, root)")
+                   help="template capture of mail sessions with bodies (default: "
+                        "samples/mail-messages.pcap, recorded by record_messages.py)")
     p.add_argument("--no-messages", action="store_true", help="skip the messages capture")
     p.add_argument("--only", choices=["mixed", "mail", "messages"], help="one capture only")
     p.add_argument("--benchgen-arg", action="append", default=[],
@@ -112,25 +112,15 @@ def row(capture, tool, r, floor, pkts, nbytes):
             f"{floor / s:.2f} | {r['rss_kib'] / 1024:.1f} | {rec} |")
 
 
-def messages_templates(work, given):
-    """The template capture of the messages mix: --messages-templates, else the recording
-    cached in WORK, else a fresh one (root only; None with a message otherwise)."""
-    if given:
-        return pathlib.Path(given)
-    cached = pathlib.Path(work) / "messages-templates.pcap"
-    if cached.exists():
-        return cached
-    if os.geteuid() != 0:
-        log("bench: messages capture skipped: its templates are recorded with a real Postfix "
-            "(root): run once as root, or give --messages-templates FILE")
+def messages_templates(given):
+    """The template capture of the messages mix: --messages-templates, else the recording in
+    samples/ (60 real Postfix/swaks sessions made by record_messages.py); None when absent."""
+    path = pathlib.Path(given) if given else REPO / "samples" / "mail-messages.pcap"
+    if not path.exists():
+        log(f"bench: messages capture skipped: {path} not found "
+            "(scripts/bench/record_messages.py records one, as root)")
         return None
-    log("bench: recording the messages templates (real Postfix and swaks, ~30 s)")
-    rec = pathlib.Path(__file__).with_name("record_messages.py")
-    r = subprocess.run([sys.executable, str(rec), str(cached)])
-    if r.returncode != 0 or not cached.exists():
-        log("bench: messages capture skipped: recording failed")
-        return None
-    return cached
+    return path
 
 
 def main():
@@ -148,7 +138,7 @@ def main():
         captures.append(("mail", generate(work, "mail", parse_size(a.mail_size), a.seed,
                                           a.mail_percent, extra)))
     if a.only in (None, "messages") and not a.no_messages:
-        templates = messages_templates(work, a.messages_templates)
+        templates = messages_templates(a.messages_templates)
         if templates:
             recipes["messages"] = ("mail", [*extra, "--mail", str(templates), "--link-mbps", "1000"])
             captures.append(("messages", generate(work, "mail", parse_size(a.messages_size),
