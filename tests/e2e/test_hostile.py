@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, PEERS, run_read
+from conftest import BIN, PEERS, REPO, run_read
 from pcapgen import Conn, PcapWriter, tcp_frame
 
 PEERS_PCAP = PEERS / "mailpeers-2026.pcap"
@@ -246,3 +246,33 @@ def test_wire_strings_become_valid_utf8(tmp_path):
     text = raw.decode("utf-8")  # raises if the JSONL is not UTF-8
     (r,) = [json.loads(l) for l in text.splitlines()]
     assert "\ufffd" in r["smtp_banner_host"] and "\ufffd" in r["ehlo_host"]
+
+
+@pytest.mark.parametrize("how", ["stdin", "pipe", "fifo"])
+def test_captures_from_pipes_and_stdin_read_like_files(tmp_path, how):
+    """A capture that arrives through stdin, a pipe or a FIFO (no seeking) gives exactly the
+    records of the same file read from disk (regression: the larger stdio buffer, set after
+    libpcap opened the stream, dropped the bytes buffered so far on streams that cannot seek;
+    it is now set for regular files only)."""
+    sample = REPO / "samples" / "mailpeers-sample.pcap"
+    want, _ = run_read([sample])
+    assert len(want) > 100
+    if how == "stdin":
+        with open(sample, "rb") as f:
+            proc = subprocess.run([str(BIN), "read", "/dev/stdin", "--jsonl", "-"], stdin=f,
+                                  capture_output=True, timeout=120)
+    elif how == "pipe":
+        proc = subprocess.run(["bash", "-c", f"{BIN} read <(cat {sample}) --jsonl -"],
+                              capture_output=True, timeout=120)
+    else:
+        fifo = tmp_path / "capture.fifo"
+        os.mkfifo(fifo)
+        feeder = subprocess.Popen(["bash", "-c", f"cat {sample} > {fifo}"])
+        proc = subprocess.run([str(BIN), "read", str(fifo), "--jsonl", "-"],
+                              capture_output=True, timeout=120)
+        feeder.wait(timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()[-1000:]
+    got = [json.loads(l) for l in proc.stdout.decode().splitlines() if l.strip()]
+    key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
+    assert sorted(map(key, got)) == sorted(map(key, want))
+    assert b"capture_errors: 0" in proc.stderr

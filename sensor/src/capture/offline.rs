@@ -137,14 +137,21 @@ const STDIO_BUF: usize = 1 << 20;
 ///
 /// The handle is already open (libpcap read the file header), so the buffer is changed on
 /// a stream that was read from: glibc's `setvbuf` first syncs the stream, which for a read
-/// stream moves the file offset back over the bytes it had buffered but not handed out, so
-/// nothing is lost; on a stream that cannot seek (a pipe) the sync fails, `setvbuf` returns
-/// an error and leaves the stream as it was. The buffer must outlive the stream: the caller
-/// keeps it in [`OfflineCapture`], after the handle.
+/// stream on a regular file moves the file offset back over the bytes it had buffered but
+/// not handed out, so nothing is lost. On a pipe, FIFO or terminal that sync cannot seek,
+/// and glibc then drops the buffered bytes and still reports success (found in review:
+/// `mailtls read /dev/stdin < x.pcap` lost the first records), so the buffer is only changed
+/// for regular files. The buffer must outlive the stream: the caller keeps it in
+/// [`OfflineCapture`], after the handle.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn bigger_stdio_buffer(cap: &pcap::Capture<pcap::Offline>, file_len: u64) -> Option<Vec<u8>> {
     extern "C" {
         fn pcap_file(p: *mut std::ffi::c_void) -> *mut libc::FILE;
+    }
+    // SAFETY: `cap` is a live offline handle; `pcap_file` returns its stream or NULL.
+    let fp = unsafe { pcap_file(cap.as_ptr().cast()) };
+    if fp.is_null() || !is_regular_file(fp) {
+        return None;
     }
     let size = usize::try_from(file_len)
         .unwrap_or(STDIO_BUF)
@@ -152,15 +159,23 @@ fn bigger_stdio_buffer(cap: &pcap::Capture<pcap::Offline>, file_len: u64) -> Opt
     // Capacity only: stdio writes the bytes before it reads them, and Rust never looks at
     // them (no zeroing of a megabyte per file).
     let mut buf: Vec<u8> = Vec::with_capacity(size);
-    // SAFETY: `cap` is a live offline handle, `pcap_file` returns its stream or NULL; the
-    // buffer is valid for writes of `size` bytes and is kept until after the handle is
-    // closed (it is never resized, so the pointer stays valid).
-    let ok = unsafe {
-        let fp = pcap_file(cap.as_ptr().cast());
-        !fp.is_null() && libc::setvbuf(fp, buf.as_mut_ptr().cast(), libc::_IOFBF, size) == 0
-    };
+    // SAFETY: `fp` is the live stream of `cap`; the buffer is valid for writes of `size`
+    // bytes and is kept until after the handle is closed (it is never resized, so the
+    // pointer stays valid).
+    let ok = unsafe { libc::setvbuf(fp, buf.as_mut_ptr().cast(), libc::_IOFBF, size) == 0 };
     // On failure the stream kept its own buffer and never saw ours.
     ok.then_some(buf)
+}
+
+/// Whether the stream reads a regular file (which can seek).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn is_regular_file(fp: *mut libc::FILE) -> bool {
+    // SAFETY: `fp` is a live stream; `fstat` writes into the zeroed `stat` it is given.
+    unsafe {
+        let fd = libc::fileno(fp);
+        let mut st: libc::stat = std::mem::zeroed();
+        fd >= 0 && libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFREG
+    }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]

@@ -2,7 +2,7 @@
 //!
 //! Bytes are addressed by a 64-bit stream offset (0 = first byte after the SYN, or the first
 //! byte seen when the capture started midstream), so sequence-number wrap-around is handled
-//! once, in [`Stream::offset_of`]. In-order bytes go to `ready`, where the parser reads and
+//! once, in `Stream::offset_of`. In-order bytes go to `ready`, where the parser reads and
 //! consumes them; segments beyond a hole wait in `out_of_order`. Overlaps keep the first copy
 //! and count conflicting bytes. A hole is skipped (and reported as a gap) only when the caller
 //! decides it will not be filled: the peer acknowledged past it, the buffers hit their cap, or
