@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-from common import (MAILTLS, capture_summary, counters, generate, human, log, machine,
+from common import (MAILTLS, REPO, capture_summary, counters, generate, human, log, machine,
                     parse_size, warm)
 
 # Sensor processes started here (stopped on the way out if a run is interrupted).
@@ -48,7 +48,10 @@ def args():
     p.add_argument("--runs", type=int, default=1, help="replays per capture and buffer size")
     p.add_argument("--mtu", type=int, default=9000,
                    help="veth MTU (some template frames are GRO'd, up to ~4 kB)")
-    p.add_argument("--only", choices=["mixed", "mail"], help="one capture only")
+    p.add_argument("--messages-size", default="1G",
+                   help="all-mail capture with message bodies replayed (1G), from "
+                        "samples/mail-messages.pcap")
+    p.add_argument("--only", choices=["mixed", "mail", "messages"], help="one capture only")
     p.add_argument("--benchgen-arg", action="append", default=[])
     return p.parse_args()
 
@@ -204,6 +207,11 @@ def main():
     if a.only in (None, "mail"):
         captures.append(("mail", generate(work, "mail", parse_size(a.mail_size), a.seed,
                                           a.mail_percent, a.benchgen_arg)))
+    templates = REPO / "samples" / "mail-messages.pcap"
+    if a.only in (None, "messages") and templates.exists():
+        captures.append(("messages", generate(
+            work, "mail", parse_size(a.messages_size), a.seed, a.mail_percent,
+            [*a.benchgen_arg, "--mail", str(templates), "--link-mbps", "1000"])))
     if a.only in (None, "mixed"):
         captures.append(("mixed", generate(work, "mixed", parse_size(a.mixed_size), a.seed,
                                            a.mail_percent, a.benchgen_arg)))
