@@ -104,7 +104,11 @@ struct EndCtx<'t> {
     certs: &'t mut CertCache,
 }
 
-impl EndCtx<'_> {
+impl<'t> EndCtx<'t> {
+    fn new(stats: &'t mut WorkerStats, cfg: &'t FlowTableConfig, certs: &'t mut CertCache) -> Self {
+        EndCtx { stats, cfg, certs }
+    }
+
     /// What a session needs to parse.
     fn parsing(&mut self) -> Parsing<'_> {
         Parsing {
@@ -169,13 +173,8 @@ impl FlowTable {
             let idle = p.ts.saturating_sub(sess.last_ts) > self.cfg.idle_timeout_us;
             if !((pure_syn && sess.is_new_syn(dir, p.seq)) || idle) {
                 // The common case: a packet of a session in progress.
-                let mut ctx = EndCtx {
-                    stats: &mut self.stats,
-                    cfg: &self.cfg,
-                    certs: &mut self.certs,
-                };
-                Self::feed(sess, dir, p, &mut ctx.parsing());
-                if sess.is_closed() {
+                let mut ctx = EndCtx::new(&mut self.stats, &self.cfg, &mut self.certs);
+                if Self::feed(sess, dir, p, &mut ctx) {
                     self.close(key, p.ts, false, EndReason::Fin, emit);
                 }
                 return;
@@ -226,13 +225,8 @@ impl FlowTable {
             return;
         };
         let dir = sess.dir_of(p.src);
-        let mut ctx = EndCtx {
-            stats: &mut self.stats,
-            cfg: &self.cfg,
-            certs: &mut self.certs,
-        };
-        Self::feed(sess, dir, p, &mut ctx.parsing());
-        if sess.is_closed() {
+        let mut ctx = EndCtx::new(&mut self.stats, &self.cfg, &mut self.certs);
+        if Self::feed(sess, dir, p, &mut ctx) {
             self.close(key, p.ts, false, EndReason::Fin, emit);
         }
     }
@@ -240,11 +234,7 @@ impl FlowTable {
     /// The parts of the table that ending a session touches, for callers that hold no
     /// borrow of the maps (those that do build an [`EndCtx`] from the fields).
     fn ctx(&mut self) -> EndCtx<'_> {
-        EndCtx {
-            stats: &mut self.stats,
-            cfg: &self.cfg,
-            certs: &mut self.certs,
-        }
+        EndCtx::new(&mut self.stats, &self.cfg, &mut self.certs)
     }
 
     /// Ends the session under `key`, leaves a tombstone (`open`: emitted early, still
@@ -263,8 +253,9 @@ impl FlowTable {
         }
     }
 
-    /// Hands one packet to its session.
-    fn feed(sess: &mut Session, dir: Dir, p: &FlowPacket<'_>, env: &mut Parsing<'_>) {
+    /// Hands one packet to its session; true when the connection is over (the caller then
+    /// closes it, once the session is no longer borrowed).
+    fn feed(sess: &mut Session, dir: Dir, p: &FlowPacket<'_>, ctx: &mut EndCtx<'_>) -> bool {
         use crate::decode::flags::{ACK, FIN, RST, SYN};
         let ack = (p.flags & ACK != 0).then_some(p.ack);
         sess.on_packet(
@@ -276,8 +267,9 @@ impl FlowTable {
             p.flags & RST != 0,
             p.payload,
             p.ts,
-            env,
+            &mut ctx.parsing(),
         );
+        sess.is_closed()
     }
 
     fn new_session(cfg: &FlowTableConfig, p: &FlowPacket<'_>) -> Session {
