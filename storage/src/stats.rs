@@ -35,7 +35,8 @@ pub struct SensorStatsRow {
     pub active_flows: u64,
     /// Deepest reader→worker queue at `ts`, in batches.
     pub worker_queue_depth: u32,
-    /// Messages waiting in the ClickHouse sink's queue at `ts` (filled by the sink).
+    /// Messages waiting in the ClickHouse sink's queue at `ts` (filled by the sink when the
+    /// row is queued, so it counts the messages ahead of the row).
     pub sink_queue_depth: u32,
     /// Parser anomalies (malformed SMTP or TLS) counted during the interval.
     pub parse_errors: u64,

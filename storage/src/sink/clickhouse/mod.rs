@@ -279,7 +279,13 @@ impl ClickhouseHandle {
 
     /// Queues a `sensor_stats` row; the sink fills the fields it owns (see
     /// [`SensorStatsRow`]).
-    pub fn write_stats(&self, row: SensorStatsRow) -> Result<(), Error> {
+    pub fn write_stats(&self, mut row: SensorStatsRow) -> Result<(), Error> {
+        // The gauge is the queue as the snapshot finds it (the messages ahead of this row),
+        // not as the sink finds it when it gets to the row: on a slow server that is many
+        // seconds later, and the queue then holds only what came after the snapshot.
+        row.sink_queue_depth =
+            u32::try_from(self.shared.counters.queue_depth.load(Ordering::Relaxed))
+                .unwrap_or(u32::MAX);
         self.post(Msg::Stats(Box::new(row)))
     }
 

@@ -297,8 +297,6 @@ async fn dispatch(
 /// Fills the sink-owned fields of a stats row with deltas since the previous row.
 fn fill_stats(row: &mut SensorStatsRow, shared: &Shared, last: &mut SinkReport) {
     let now = SinkReport::from_counters(&shared.counters, None);
-    row.sink_queue_depth =
-        u32::try_from(shared.counters.queue_depth.load(Ordering::Relaxed)).unwrap_or(u32::MAX);
     row.rows_written = now.rows_written.saturating_sub(last.rows_written);
     row.rows_spooled = now.rows_spooled.saturating_sub(last.rows_spooled);
     row.rows_dropped = now.rows_dropped.saturating_sub(last.rows_dropped);
