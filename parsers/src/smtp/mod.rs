@@ -173,7 +173,7 @@ impl SmtpParser {
             let Some(lf) = window.iter().position(|b| *b == b'\n') else {
                 if rest.len() >= MAX_LINE_LEN {
                     if !self.skipping[dir.index()] {
-                        self.summary.overlong_lines += 1;
+                        self.summary.overlong_lines = self.summary.overlong_lines.saturating_add(1);
                     }
                     self.skipping[dir.index()] = true;
                     off += window.len();
@@ -201,7 +201,7 @@ impl SmtpParser {
             return;
         }
         let cmd = parse_command(line);
-        self.summary.commands += 1;
+        self.summary.commands = self.summary.commands.saturating_add(1);
         match cmd.verb {
             Verb::Ehlo | Verb::Helo => {
                 if self.summary.ehlo_host.is_empty() {
@@ -226,8 +226,8 @@ impl SmtpParser {
                 }
                 self.client = ClientMode::Sasl;
             }
-            Verb::Mail => self.summary.mail_tx += 1,
-            Verb::Rcpt => self.summary.rcpt += 1,
+            Verb::Mail => self.summary.mail_tx = self.summary.mail_tx.saturating_add(1),
+            Verb::Rcpt => self.summary.rcpt = self.summary.rcpt.saturating_add(1),
             Verb::Data => self.client = ClientMode::Blocked,
             Verb::Bdat => {
                 // The chunk follows the command at once: the body has started.
@@ -237,18 +237,18 @@ impl SmtpParser {
         }
         if self.pending.len() == MAX_PENDING_COMMANDS {
             self.pending.pop_front();
-            self.summary.dropped_commands += 1;
+            self.summary.dropped_commands = self.summary.dropped_commands.saturating_add(1);
         }
         self.pending.push_back(cmd.verb);
     }
 
     fn on_server_line(&mut self, line: &[u8]) {
         let Some(reply) = parse_reply(line) else {
-            self.summary.junk_lines += 1;
+            self.summary.junk_lines = self.summary.junk_lines.saturating_add(1);
             self.reply_in_progress = None;
             return;
         };
-        self.summary.reply_lines += 1;
+        self.summary.reply_lines = self.summary.reply_lines.saturating_add(1);
         let answering = self.pending.front().copied();
         let first_line = self.reply_in_progress.is_none();
         if first_line {
@@ -283,7 +283,7 @@ impl SmtpParser {
     fn on_reply_complete(&mut self, answering: Option<Verb>, code: u16) {
         let Some(verb) = answering else {
             if self.summary.commands > 0 || self.summary.reply_lines > 1 {
-                self.summary.unmatched_replies += 1;
+                self.summary.unmatched_replies = self.summary.unmatched_replies.saturating_add(1);
             }
             return;
         };
@@ -432,6 +432,19 @@ mod tests {
         assert_eq!(p.summary.ehlo_host, "x");
         run(&mut p, Dir::ToClient, b"\x00\xffgarbage\r\n");
         assert_eq!(p.summary.junk_lines, 1);
+    }
+
+    #[test]
+    fn counters_stop_at_their_maximum() {
+        // One connection can carry 2^32 junk lines (4 GB of "\n"): counters saturate
+        // instead of overflowing (a panic with overflow checks, a wrap without).
+        let mut p = SmtpParser::new();
+        p.summary.junk_lines = u32::MAX;
+        p.summary.commands = u32::MAX;
+        run(&mut p, Dir::ToClient, b"\x00junk\r\n");
+        run(&mut p, Dir::ToServer, b"NOOP\r\n");
+        assert_eq!(p.summary.junk_lines, u32::MAX);
+        assert_eq!(p.summary.commands, u32::MAX);
     }
 
     #[test]

@@ -109,7 +109,7 @@ impl Stream {
             match payload.get(cut..) {
                 Some(rest) if !rest.is_empty() => (0u64, rest),
                 _ => {
-                    self.stats.retransmissions += 1;
+                    self.stats.retransmissions = self.stats.retransmissions.saturating_add(1);
                     return 0;
                 }
             }
@@ -118,7 +118,7 @@ impl Stream {
         };
         let end = start + payload.len() as u64;
         if end <= self.next {
-            self.stats.retransmissions += 1;
+            self.stats.retransmissions = self.stats.retransmissions.saturating_add(1);
             return 0;
         }
         let before = self.ready.len();
@@ -149,9 +149,9 @@ impl Stream {
         if bytes.len() > room {
             // The parser is not keeping up (e.g. blocked waiting for the other side): drop
             // what does not fit and let the parser resync as after a gap.
-            self.stats.overflows += 1;
+            self.stats.overflows = self.stats.overflows.saturating_add(1);
             self.stats.gap_bytes += (bytes.len() - room) as u64;
-            self.stats.gaps += 1;
+            self.stats.gaps = self.stats.gaps.saturating_add(1);
             self.ready.extend_from_slice(&bytes[..room]);
             self.hole_condemned = true;
             return;
@@ -169,7 +169,7 @@ impl Stream {
                 let overlap = (prev_end - start).min(data.len() as u64) as usize;
                 let at = (start - s) as usize;
                 if prev[at..at + overlap] != data[..overlap] {
-                    self.stats.conflicts += 1;
+                    self.stats.conflicts = self.stats.conflicts.saturating_add(1);
                 }
                 data = &data[overlap..];
                 start += overlap as u64;
@@ -185,7 +185,7 @@ impl Stream {
             let overlap = (data.len() - head).min(next.len());
             let differs = next[..overlap] != data[head..head + overlap];
             if differs {
-                self.stats.conflicts += 1;
+                self.stats.conflicts = self.stats.conflicts.saturating_add(1);
             }
             if head > 0 {
                 self.put_segment(start, &data[..head], cfg);
@@ -202,7 +202,7 @@ impl Stream {
         if self.out_of_order.len() >= cfg.max_segments
             || self.ready.len() + self.out_of_order_bytes + data.len() > cfg.max_buffer
         {
-            self.stats.overflows += 1;
+            self.stats.overflows = self.stats.overflows.saturating_add(1);
             self.hole_condemned = true;
             return;
         }
@@ -262,7 +262,7 @@ impl Stream {
         };
         let missing = first.saturating_sub(self.next);
         self.stats.gap_bytes += missing;
-        self.stats.gaps += 1;
+        self.stats.gaps = self.stats.gaps.saturating_add(1);
         self.next = first;
         self.drain_out_of_order(cfg);
         missing + dropped
@@ -320,6 +320,18 @@ mod tests {
         assert_eq!(s.stats.retransmissions, 1);
         s.consume(6);
         assert_eq!(s.ready(), b"world!");
+    }
+
+    #[test]
+    fn counters_stop_at_their_maximum() {
+        // A peer can resend one segment 2^32 times: the counter saturates.
+        let mut s = Stream::default();
+        s.on_syn(999);
+        s.insert(1000, b"hello", &cfg());
+        s.stats.retransmissions = u32::MAX;
+        s.insert(1000, b"hello", &cfg());
+        assert_eq!(s.stats.retransmissions, u32::MAX);
+        assert_eq!(s.ready(), b"hello");
     }
 
     #[test]

@@ -167,8 +167,16 @@ impl ClickhouseSource {
         s.write_all(req.as_bytes())
             .map_err(|e| format!("sending query to {hostport}: {e}"))?;
         let mut resp = Vec::new();
-        s.read_to_end(&mut resp)
+        (&mut s)
+            .take(MAX_RESPONSE_BYTES + 1)
+            .read_to_end(&mut resp)
             .map_err(|e| format!("reading from {hostport}: {e}"))?;
+        if resp.len() as u64 > MAX_RESPONSE_BYTES {
+            return Err(format!(
+                "ClickHouse answer from {hostport} is larger than {} GiB; narrow the time window",
+                MAX_RESPONSE_BYTES >> 30
+            ));
+        }
         let split = resp
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
@@ -223,20 +231,32 @@ impl ClickhouseSource {
     }
 }
 
+/// Decodes an HTTP/1.1 chunked body; stops at the last chunk or at the first malformed or
+/// truncated one. The sizes come from the server (or whoever is on the path): all arithmetic
+/// is checked, so a size like `ffffffffffffffff` ends the body instead of a panic.
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(&b[..eol]);
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
             .unwrap_or(0);
-        if size == 0 || b.len() < eol + 2 + size {
+        let start = eol + 2;
+        let Some(chunk) = start
+            .checked_add(size)
+            .filter(|_| size > 0)
+            .and_then(|end| b.get(start..end))
+        else {
             break;
-        }
-        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
-        b = &b[(eol + 4 + size).min(b.len())..];
+        };
+        out.extend_from_slice(chunk);
+        b = b.get(start + size + 2..).unwrap_or_default();
     }
     out
 }
+
+/// Largest ClickHouse answer `report` reads into memory (a bound against a server, or
+/// something on the path, that never stops sending).
+const MAX_RESPONSE_BYTES: u64 = 4 << 30;
 
 const BOOL_FIELDS: &[&str] = &[
     "starttls_offered",
@@ -296,6 +316,26 @@ fn ch_time_to_rfc3339(t: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dechunk_joins_chunks_up_to_the_last() {
+        let body = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\n\r\n";
+        assert_eq!(dechunk(body), b"Wikipedia");
+    }
+
+    #[test]
+    fn dechunk_stops_at_a_truncated_or_lying_chunk() {
+        assert_eq!(dechunk(b"4\r\nWiki\r\n9\r\nped"), b"Wiki");
+        assert_eq!(dechunk(b"4\r\nWiki"), b"Wiki");
+        assert_eq!(dechunk(b"zz\r\nWiki\r\n"), b"");
+        // Sizes that overflow `usize` arithmetic end the body (they used to panic).
+        for size in ["ffffffffffffffff", "fffffffffffffffe", "fffffffffffffff0"] {
+            let body = format!("{size}\r\nxxxxxxxxxxxxxxxxxxxxxxxx");
+            assert_eq!(dechunk(body.as_bytes()), b"");
+            let body = format!("2\r\nok\r\n{size}\r\nxx");
+            assert_eq!(dechunk(body.as_bytes()), b"ok");
+        }
+    }
 
     #[test]
     fn clickhouse_row_maps_to_record() {
