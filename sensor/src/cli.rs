@@ -474,9 +474,13 @@ pub struct ReportArgs {
     /// JSONL files written by `mailtls read/capture --jsonl` ("-" for stdin).
     #[arg(value_name = "JSONL")]
     pub jsonl: Vec<String>,
-    /// Read sessions from ClickHouse at URL (http:// only) instead of / besides JSONL files.
+    /// Read sessions from ClickHouse at URL (http:// or https://) instead of / besides JSONL
+    /// files.
     #[arg(long, value_name = "URL")]
     pub clickhouse: Option<String>,
+    /// Extra PEM CA certificates trusted for an https:// ClickHouse (besides the system's).
+    #[arg(long = "clickhouse-ca-file", value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
     /// ClickHouse database.
     #[arg(
         long = "clickhouse-database",

@@ -9,6 +9,7 @@
 use mailtls_storage::schema::{
     column_list, ClusterConfig, Migration, ServerGeneration, MIGRATIONS, SESSION_COLUMNS,
 };
+use mailtls_storage::sink::clickhouse::read;
 use mailtls_storage::sink::clickhouse::rowbinary::decode_row_json;
 use mailtls_storage::sink::clickhouse::{
     BatchLimits, Batcher, ClickhouseConfig, ClickhouseSink, Credentials, SkipExisting,
@@ -260,7 +261,7 @@ fn https_with_a_private_ca() {
         .err()
         .expect("unknown CA is refused");
     assert!(err.to_string().contains("certificate"), "{err}");
-    cfg.ca_file = Some(ca.into());
+    cfg.ca_file = Some(ca.clone().into());
     let recs = records();
     let report = write_all(cfg, &recs);
     assert_eq!(report.rows_written, recs.len() as u64);
@@ -268,6 +269,42 @@ fn https_with_a_private_ca() {
         text(&url, &format!("SELECT count() FROM {db}.sessions")),
         "120"
     );
+    // Read back over https (what `mailtls report --clickhouse https://…` does), line by line.
+    let mut read_cfg = ClickhouseConfig::new(https.clone());
+    read_cfg.credentials = credentials();
+    read_cfg.ca_file = Some(ca.into());
+    let mut keys = Vec::new();
+    read::query_lines_blocking(
+        &read_cfg,
+        &format!("SELECT session_id FROM {db}.sessions FORMAT JSONEachRow"),
+        "JSONEachRow",
+        &[("output_format_json_quote_64bit_integers", "0")],
+        Duration::from_secs(30),
+        &mut |line| {
+            let v: serde_json::Value = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+            keys.push(v["session_id"].as_u64().ok_or("session_id is a number")?);
+            Ok(())
+        },
+    )
+    .expect("rows read back over https");
+    keys.sort_unstable();
+    let mut want: Vec<u64> = recs
+        .iter()
+        .map(mailtls_storage::sink::clickhouse::rowbinary::session_id)
+        .collect();
+    want.sort_unstable();
+    assert_eq!(keys, want);
+    // An unknown table is an error naming it, not an empty answer.
+    let err = read::query_lines_blocking(
+        &read_cfg,
+        &format!("SELECT 1 FROM {db}.no_such_table FORMAT TabSeparated"),
+        "TabSeparated",
+        &[],
+        Duration::from_secs(30),
+        &mut |_| Ok(()),
+    )
+    .expect_err("unknown table");
+    assert!(err.to_string().contains("no_such_table"), "{err}");
     text(&url, &format!("DROP DATABASE {db}"));
 }
 

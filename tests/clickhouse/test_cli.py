@@ -33,7 +33,7 @@ import uuid
 import pytest
 
 from conftest import (
-    CORPUS, PANIC_MARKERS, SLOW_BATCH_ROWS, ch_json, ch_query, cli_env, counters, fresh_db,
+    CORPUS, PANIC_MARKERS, SLOW_BATCH_ROWS, ch_json, ch_query, cli_env, counters, creds, fresh_db,
     free_port_url, jsonl_lines, read_cmd, rows_now, scalar, server_ctl, session_count,
     shift_seconds, shifted_copy, started, us, wait_for)
 
@@ -113,6 +113,42 @@ def test_round_trip_rows_equal_the_jsonl(mailtls, server, jsonl, tmp_path):
     assert stats["packets"] == c["packets"], "sensor_stats counts every packet read"
     # Every inserted row is a session or a sensor_stats row.
     assert c["clickhouse_rows_written"] == len(records) + stats["n"]
+
+
+def test_report_over_https_equals_the_jsonl_report(mailtls, server, jsonl, tmp_path):
+    """`mailtls report --clickhouse https://...` with the test CA: the same report as from the
+    JSONL of the same sessions (written through https as well); without the CA, one error
+    line naming the certificate problem and exit 1."""
+    https, ca = server["MAILTLS_TEST_CLICKHOUSE_HTTPS_URL"], server["MAILTLS_TEST_CLICKHOUSE_CA_FILE"]
+    db = fresh_db(server, "rpt_https")
+    out = tmp_path / "out.jsonl"
+    p = subprocess.run(read_cmd(mailtls, server, [CORPUS], db, "--jsonl", out,
+                                "--clickhouse-ca-file", ca, url=https),
+                       env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    n = len(jsonl_lines(out))
+    assert counters(p.stdout)["records"] == n > 100
+
+    def report(*source):
+        r = subprocess.run([mailtls, "report", *map(str, source), "--min-version", "TLSv1.2"],
+                           env=cli_env(), capture_output=True, text=True, timeout=120)
+        return r
+
+    from_ch = report("--clickhouse", https, "--clickhouse-ca-file", ca, *creds(server),
+                     "--clickhouse-database", db)
+    from_jsonl = report(out)
+    assert from_ch.returncode == from_jsonl.returncode == 0, from_ch.stderr + from_jsonl.stderr
+    assert f"{n} sessions" in from_ch.stdout.splitlines()[0]
+
+    def body(text):
+        # All but the lines naming the source ("<url> db.sessions: N records" / "<file>: ...").
+        return [line for line in text.splitlines() if not line.endswith(f": {n} records")]
+
+    assert body(from_ch.stdout) == body(from_jsonl.stdout)
+    no_ca = report("--clickhouse", https, *creds(server), "--clickhouse-database", db)
+    assert no_ca.returncode == 1
+    assert "certificate" in no_ca.stderr and no_ca.stderr.count("\n") == 1, no_ca.stderr
+    assert server["MAILTLS_TEST_CLICKHOUSE_PASSWORD"] not in no_ca.stderr + from_ch.stdout
 
 
 def test_sensor_stats_count_every_record(mailtls, server, tmp_path):

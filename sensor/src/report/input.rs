@@ -1,22 +1,22 @@
 //! Where `mailtls report` gets its records: JSONL files (as `read`/`capture --jsonl` write
 //! them) and the raw ClickHouse table.
 //!
-//! ClickHouse is read over plain HTTP (`http://host:8123`) with one
-//! `SELECT * FROM db.table WHERE ts_start ... FORMAT JSONEachRow` query (after a look at
-//! `system.columns` to tell a legacy table, with `ts_start Int64` microseconds and
-//! `FixedString(16)` addresses, from a modern one), sent by a minimal blocking HTTP/1.0
-//! client. `https://` is not supported for report input (put a
-//! local TLS-terminating proxy in front, or export JSONL with `clickhouse-client`). Rows are
+//! ClickHouse is read with one `SELECT * FROM db.table WHERE ts_start ... FORMAT
+//! JSONEachRow` query (after a look at `system.columns` to tell a legacy table, with
+//! `ts_start Int64` microseconds and `FixedString(16)` addresses, from a modern one), over the
+//! ClickHouse sink's client (the `clickhouse` crate: http or https, credentials, a CA file),
+//! the answer taken line by line as it streams in. Rows are
 //! normalised to the JSONL form before they are deserialised: IPv4-mapped IPv6 addresses
 //! (`::ffff:1.2.3.4`) become IPv4, `DateTime64` text (`2026-11-22 21:45:14.123456`) becomes
 //! RFC 3339, and `0`/`1` become booleans where the record has a boolean (legacy servers
 //! store `Bool` as `UInt8`).
 
-use mailtls_storage::sink::clickhouse::Credentials;
+use mailtls_storage::sink::clickhouse::{read, ClickhouseConfig, Credentials};
 use mailtls_storage::{SessionRecord, Timestamp};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, TcpStream, ToSocketAddrs};
+use std::io::{BufRead, BufReader};
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Time window applied to every input (inclusive); `None` is unbounded.
@@ -73,8 +73,10 @@ pub struct ClickhouseSource {
     pub database: String,
     /// Raw session table.
     pub table: String,
-    /// User and password (sent as X-ClickHouse-User / X-ClickHouse-Key).
+    /// User and password.
     pub credentials: Credentials,
+    /// Extra PEM CA certificates trusted for https.
+    pub ca_file: Option<PathBuf>,
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -129,134 +131,75 @@ impl ClickhouseSource {
         ))
     }
 
-    /// Sends one query over HTTP; returns the response body.
-    fn post(&self, query: &str) -> Result<String, String> {
-        let rest = self.url.strip_prefix("http://").ok_or_else(|| {
-            "--clickhouse: report input supports http:// URLs only (not https)".to_string()
-        })?;
-        let hostport = rest.split('/').next().unwrap_or_default();
-        let hostport = if hostport.contains(':') && !hostport.ends_with(']') {
-            hostport.to_string()
-        } else {
-            format!("{hostport}:8123")
-        };
-        let host = hostport
-            .rsplit_once(':')
-            .map(|(h, _)| h)
-            .unwrap_or(&hostport);
-        let addr = hostport
-            .to_socket_addrs()
-            .map_err(|e| format!("--clickhouse {hostport}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("--clickhouse {hostport}: no address"))?;
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-            .map_err(|e| format!("connecting to {hostport}: {e}"))?;
-        let _ = s.set_read_timeout(Some(Duration::from_secs(300)));
-        let mut req = format!(
-            "POST /?output_format_json_quote_64bit_integers=0 HTTP/1.0\r\nHost: {host}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n",
-            query.len()
-        );
-        if let Some(u) = &self.credentials.user {
-            req.push_str(&format!("X-ClickHouse-User: {u}\r\n"));
-        }
-        if let Some(p) = &self.credentials.password {
-            req.push_str(&format!("X-ClickHouse-Key: {p}\r\n"));
-        }
-        req.push_str("\r\n");
-        req.push_str(query);
-        s.write_all(req.as_bytes())
-            .map_err(|e| format!("sending query to {hostport}: {e}"))?;
-        let mut resp = Vec::new();
-        (&mut s)
-            .take(MAX_RESPONSE_BYTES + 1)
-            .read_to_end(&mut resp)
-            .map_err(|e| format!("reading from {hostport}: {e}"))?;
-        if resp.len() as u64 > MAX_RESPONSE_BYTES {
-            return Err(format!(
-                "ClickHouse answer from {hostport} is larger than {} GiB; narrow the time window",
-                MAX_RESPONSE_BYTES >> 30
-            ));
-        }
-        let split = resp
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or("ClickHouse: malformed HTTP response")?;
-        let head = String::from_utf8_lossy(&resp[..split]).to_string();
-        let mut body = resp[split + 4..].to_vec();
-        let status = head
-            .lines()
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1))
-            .unwrap_or("");
-        if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            body = dechunk(&body);
-        }
-        if status != "200" {
-            return Err(format!(
-                "ClickHouse answered {status}: {}",
-                String::from_utf8_lossy(&body).trim()
-            ));
-        }
-        Ok(String::from_utf8_lossy(&body).into_owned())
+    fn client_config(&self) -> ClickhouseConfig {
+        let mut cfg = ClickhouseConfig::new(self.url.clone());
+        cfg.credentials = self.credentials.clone();
+        cfg.ca_file = self.ca_file.clone();
+        cfg
+    }
+
+    /// Runs `sql` and calls `on_line` for every line of the answer.
+    fn run_query(
+        &self,
+        sql: &str,
+        format: &str,
+        on_line: &mut dyn FnMut(&[u8]) -> Result<(), String>,
+    ) -> Result<(), String> {
+        // Integers as JSON numbers (UInt64 would otherwise be quoted).
+        let settings = [("output_format_json_quote_64bit_integers", "0")];
+        read::query_lines_blocking(
+            &self.client_config(),
+            sql,
+            format,
+            &settings,
+            QUERY_TIMEOUT,
+            on_line,
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// Runs the query and calls `f` for every record.
     pub fn read(&self, window: Window, f: &mut dyn FnMut(SessionRecord)) -> Result<u64, String> {
         // Legacy servers (before 23.8) store ts_start as Int64 microseconds, modern ones as
         // DateTime64(6): ask which, to filter the window on the server.
-        let kind = self.post(&format!(
-            "SELECT type FROM system.columns WHERE database = '{}' AND table = '{}' AND name = 'ts_start' FORMAT TabSeparated",
-            self.database, self.table
-        ))?;
+        let mut kind = String::new();
+        self.run_query(
+            &format!(
+                "SELECT type FROM system.columns WHERE database = '{}' AND table = '{}' AND name = 'ts_start' FORMAT TabSeparated",
+                self.database, self.table
+            ),
+            "TabSeparated",
+            &mut |line| {
+                kind.push_str(&String::from_utf8_lossy(line));
+                Ok(())
+            },
+        )?;
         let legacy = kind.trim() == "Int64";
         let query = self.query_for(window, legacy)?;
-        let text = self.post(&query)?;
         let mut n = 0;
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
+        let mut row = 0;
+        self.run_query(&query, "JSONEachRow", &mut |line| {
+            row += 1;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                return Ok(());
             }
-            let v: Value =
-                serde_json::from_str(line).map_err(|e| format!("ClickHouse row {}: {e}", i + 1))?;
-            let r = row_to_record(v).map_err(|e| format!("ClickHouse row {}: {e}", i + 1))?;
+            // Binary columns (IPv6, FixedString) come as raw bytes inside JSON strings: made
+            // valid UTF-8 first (their text forms, `*_ip_text`, are what is used).
+            let v: Value = serde_json::from_str(&String::from_utf8_lossy(line))
+                .map_err(|e| format!("ClickHouse row {row}: {e}"))?;
+            let r = row_to_record(v).map_err(|e| format!("ClickHouse row {row}: {e}"))?;
             if window.contains(r.ts_start) {
                 n += 1;
                 f(r);
             }
-        }
+            Ok(())
+        })?;
         Ok(n)
     }
 }
 
-/// Decodes an HTTP/1.1 chunked body; stops at the last chunk or at the first malformed or
-/// truncated one. The sizes come from the server (or whoever is on the path): all arithmetic
-/// is checked, so a size like `ffffffffffffffff` ends the body instead of a panic.
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let size_text = String::from_utf8_lossy(&b[..eol]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .unwrap_or(0);
-        let start = eol + 2;
-        let Some(chunk) = start
-            .checked_add(size)
-            .filter(|_| size > 0)
-            .and_then(|end| b.get(start..end))
-        else {
-            break;
-        };
-        out.extend_from_slice(chunk);
-        b = b.get(start + size + 2..).unwrap_or_default();
-    }
-    out
-}
-
-/// Largest ClickHouse answer `report` reads into memory (a bound against a server, or
-/// something on the path, that never stops sending).
-const MAX_RESPONSE_BYTES: u64 = 4 << 30;
+/// Longest wait for the next bytes of an answer.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(300);
 
 const BOOL_FIELDS: &[&str] = &[
     "starttls_offered",
@@ -318,26 +261,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dechunk_joins_chunks_up_to_the_last() {
-        let body = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\n\r\n";
-        assert_eq!(dechunk(body), b"Wikipedia");
-    }
-
-    #[test]
-    fn dechunk_stops_at_a_truncated_or_lying_chunk() {
-        assert_eq!(dechunk(b"4\r\nWiki\r\n9\r\nped"), b"Wiki");
-        assert_eq!(dechunk(b"4\r\nWiki"), b"Wiki");
-        assert_eq!(dechunk(b"zz\r\nWiki\r\n"), b"");
-        // Sizes that overflow `usize` arithmetic end the body (they used to panic).
-        for size in ["ffffffffffffffff", "fffffffffffffffe", "fffffffffffffff0"] {
-            let body = format!("{size}\r\nxxxxxxxxxxxxxxxxxxxxxxxx");
-            assert_eq!(dechunk(body.as_bytes()), b"");
-            let body = format!("2\r\nok\r\n{size}\r\nxx");
-            assert_eq!(dechunk(body.as_bytes()), b"ok");
-        }
-    }
-
-    #[test]
     fn clickhouse_row_maps_to_record() {
         let row = serde_json::json!({
             "ts_start": "2026-11-22 21:45:14.123456",
@@ -366,6 +289,7 @@ mod tests {
             database: "mailtls".into(),
             table: "sessions".into(),
             credentials: Credentials::default(),
+            ca_file: None,
         };
         let w = Window {
             from: Timestamp::parse_rfc3339("2026-11-22T00:00:00Z"),
@@ -378,10 +302,5 @@ mod tests {
             ..src
         };
         assert!(bad.query(w).is_err());
-    }
-
-    #[test]
-    fn chunked_body() {
-        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), b"abcde");
     }
 }

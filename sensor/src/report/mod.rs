@@ -313,6 +313,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
             database: args.database.clone(),
             table: args.table.clone(),
             credentials,
+            ca_file: args.ca_file.clone(),
         };
         let n = src.read(window, &mut fold).map_err(anyhow::Error::msg)?;
         sources.push(format!(

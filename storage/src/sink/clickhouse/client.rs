@@ -133,6 +133,21 @@ impl ChClient {
         }
     }
 
+    /// Starts `sql` with its answer in `format` and `settings` sent along; the cursor yields
+    /// the answer's bytes as they arrive (decompressed).
+    pub fn query_lines(
+        &self,
+        sql: &str,
+        format: &str,
+        settings: &[(&str, &str)],
+    ) -> Result<clickhouse::query::BytesCursor, Failure> {
+        let mut query = self.inner.query_raw(sql);
+        for (name, value) in settings {
+            query = query.with_setting(*name, *value);
+        }
+        query.fetch_bytes(format).map_err(|e| classify(&e))
+    }
+
     /// Runs a statement that returns nothing (DDL, INSERT … SELECT).
     pub async fn execute(&self, sql: &str, timeout: Duration) -> Result<(), Failure> {
         match tokio::time::timeout(timeout, self.inner.query_raw(sql).execute()).await {

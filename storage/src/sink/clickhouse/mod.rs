@@ -26,6 +26,7 @@ mod client;
 pub mod config;
 pub mod dedup;
 pub mod healthcheck;
+pub mod read;
 pub mod retry;
 pub mod rowbinary;
 mod worker;
