@@ -12,6 +12,7 @@
 //! - [`registry`]: IANA cipher suites with strength classes, version and alert names.
 #![deny(missing_docs)]
 
+pub mod count;
 pub mod fingerprint;
 pub mod registry;
 pub mod smtp;

@@ -11,6 +11,7 @@
 
 pub mod codec;
 
+use crate::count::bump;
 use crate::Dir;
 use codec::{parse_command, parse_reply, Verb};
 use std::collections::VecDeque;
@@ -173,7 +174,7 @@ impl SmtpParser {
             let Some(lf) = window.iter().position(|b| *b == b'\n') else {
                 if rest.len() >= MAX_LINE_LEN {
                     if !self.skipping[dir.index()] {
-                        self.summary.overlong_lines = self.summary.overlong_lines.saturating_add(1);
+                        bump(&mut self.summary.overlong_lines);
                     }
                     self.skipping[dir.index()] = true;
                     off += window.len();
@@ -201,7 +202,7 @@ impl SmtpParser {
             return;
         }
         let cmd = parse_command(line);
-        self.summary.commands = self.summary.commands.saturating_add(1);
+        bump(&mut self.summary.commands);
         match cmd.verb {
             Verb::Ehlo | Verb::Helo => {
                 if self.summary.ehlo_host.is_empty() {
@@ -226,8 +227,8 @@ impl SmtpParser {
                 }
                 self.client = ClientMode::Sasl;
             }
-            Verb::Mail => self.summary.mail_tx = self.summary.mail_tx.saturating_add(1),
-            Verb::Rcpt => self.summary.rcpt = self.summary.rcpt.saturating_add(1),
+            Verb::Mail => bump(&mut self.summary.mail_tx),
+            Verb::Rcpt => bump(&mut self.summary.rcpt),
             Verb::Data => self.client = ClientMode::Blocked,
             Verb::Bdat => {
                 // The chunk follows the command at once: the body has started.
@@ -237,18 +238,18 @@ impl SmtpParser {
         }
         if self.pending.len() == MAX_PENDING_COMMANDS {
             self.pending.pop_front();
-            self.summary.dropped_commands = self.summary.dropped_commands.saturating_add(1);
+            bump(&mut self.summary.dropped_commands);
         }
         self.pending.push_back(cmd.verb);
     }
 
     fn on_server_line(&mut self, line: &[u8]) {
         let Some(reply) = parse_reply(line) else {
-            self.summary.junk_lines = self.summary.junk_lines.saturating_add(1);
+            bump(&mut self.summary.junk_lines);
             self.reply_in_progress = None;
             return;
         };
-        self.summary.reply_lines = self.summary.reply_lines.saturating_add(1);
+        bump(&mut self.summary.reply_lines);
         let answering = self.pending.front().copied();
         let first_line = self.reply_in_progress.is_none();
         if first_line {
@@ -283,7 +284,7 @@ impl SmtpParser {
     fn on_reply_complete(&mut self, answering: Option<Verb>, code: u16) {
         let Some(verb) = answering else {
             if self.summary.commands > 0 || self.summary.reply_lines > 1 {
-                self.summary.unmatched_replies = self.summary.unmatched_replies.saturating_add(1);
+                bump(&mut self.summary.unmatched_replies);
             }
             return;
         };

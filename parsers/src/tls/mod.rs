@@ -18,6 +18,7 @@ pub mod certificate;
 pub mod hello;
 pub mod record;
 
+use crate::count::bump;
 use crate::Dir;
 pub use cert_cache::CertCache;
 pub use certificate::CertSummary;
@@ -208,7 +209,7 @@ impl TlsParser {
                     self.dirs[0].started = true;
                     match record::parse_sslv2_client_hello(msg) {
                         Some(ch) => self.set_client_hello(ch, now),
-                        None => self.stats.bad_messages = self.stats.bad_messages.saturating_add(1),
+                        None => self.stats.bad_messages += 1,
                     }
                     off += len;
                     continue;
@@ -218,7 +219,7 @@ impl TlsParser {
                 if rest.len() < HEADER_LEN {
                     break;
                 }
-                self.stats.resyncs = self.stats.resyncs.saturating_add(1);
+                self.stats.resyncs += 1;
                 self.dirs[dir.index()].resync = true;
                 continue;
             };
@@ -226,7 +227,7 @@ impl TlsParser {
                 break;
             };
             off += HEADER_LEN + hdr.len;
-            self.stats.records = self.stats.records.saturating_add(1);
+            self.stats.records += 1;
             self.dirs[dir.index()].started = true;
             self.on_record(dir, hdr.content_type, body, now, certs);
         }
@@ -260,10 +261,9 @@ impl TlsParser {
             }
             content::APPLICATION_DATA => {
                 let client_app = self.dirs[Dir::ToServer.index()].app_records;
-                self.dirs[dir.index()].app_records =
-                    self.dirs[dir.index()].app_records.saturating_add(1);
+                bump(&mut self.dirs[dir.index()].app_records);
                 if dir == Dir::ToClient && client_app > 0 {
-                    self.server_app_after_client = self.server_app_after_client.saturating_add(1);
+                    bump(&mut self.server_app_after_client);
                 }
                 self.check_established(now);
             }
@@ -313,7 +313,7 @@ impl TlsParser {
             let Some(h) = d.handshake.get(..4) else { break };
             let len = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
             if len > MAX_HANDSHAKE_LEN {
-                self.stats.oversized_messages = self.stats.oversized_messages.saturating_add(1);
+                self.stats.oversized_messages += 1;
                 let have = d.handshake.len() - 4;
                 d.skip = len.saturating_sub(have);
                 d.handshake.clear();
@@ -332,14 +332,14 @@ impl TlsParser {
             // ServerHello: some wire forms need more than tls-parser reads (see hello.rs).
             match hello::parse_server_hello(msg) {
                 Some(sh) => self.set_server_hello(sh),
-                None => self.stats.bad_messages = self.stats.bad_messages.saturating_add(1),
+                None => self.stats.bad_messages += 1,
             }
             return;
         }
         let parsed = match tls_parser::parse_tls_message_handshake(msg) {
             Ok((_, TlsMessage::Handshake(h))) => h,
             _ => {
-                self.stats.bad_messages = self.stats.bad_messages.saturating_add(1);
+                self.stats.bad_messages += 1;
                 return;
             }
         };

@@ -11,6 +11,7 @@
 //! Bounded: `ready` plus `out_of_order` never hold more than [`StreamConfig::max_buffer`]
 //! bytes; [`Stream::stop_buffering`] drops both and from then on only counts.
 
+use mailtls_parsers::count::bump;
 use std::collections::BTreeMap;
 
 /// Limits of one direction's buffers.
@@ -109,7 +110,7 @@ impl Stream {
             match payload.get(cut..) {
                 Some(rest) if !rest.is_empty() => (0u64, rest),
                 _ => {
-                    self.stats.retransmissions = self.stats.retransmissions.saturating_add(1);
+                    bump(&mut self.stats.retransmissions);
                     return 0;
                 }
             }
@@ -118,7 +119,7 @@ impl Stream {
         };
         let end = start + payload.len() as u64;
         if end <= self.next {
-            self.stats.retransmissions = self.stats.retransmissions.saturating_add(1);
+            bump(&mut self.stats.retransmissions);
             return 0;
         }
         let before = self.ready.len();
@@ -149,9 +150,9 @@ impl Stream {
         if bytes.len() > room {
             // The parser is not keeping up (e.g. blocked waiting for the other side): drop
             // what does not fit and let the parser resync as after a gap.
-            self.stats.overflows = self.stats.overflows.saturating_add(1);
+            bump(&mut self.stats.overflows);
             self.stats.gap_bytes += (bytes.len() - room) as u64;
-            self.stats.gaps = self.stats.gaps.saturating_add(1);
+            bump(&mut self.stats.gaps);
             self.ready.extend_from_slice(&bytes[..room]);
             self.hole_condemned = true;
             return;
@@ -169,7 +170,7 @@ impl Stream {
                 let overlap = (prev_end - start).min(data.len() as u64) as usize;
                 let at = (start - s) as usize;
                 if prev[at..at + overlap] != data[..overlap] {
-                    self.stats.conflicts = self.stats.conflicts.saturating_add(1);
+                    bump(&mut self.stats.conflicts);
                 }
                 data = &data[overlap..];
                 start += overlap as u64;
@@ -185,7 +186,7 @@ impl Stream {
             let overlap = (data.len() - head).min(next.len());
             let differs = next[..overlap] != data[head..head + overlap];
             if differs {
-                self.stats.conflicts = self.stats.conflicts.saturating_add(1);
+                bump(&mut self.stats.conflicts);
             }
             if head > 0 {
                 self.put_segment(start, &data[..head], cfg);
@@ -202,7 +203,7 @@ impl Stream {
         if self.out_of_order.len() >= cfg.max_segments
             || self.ready.len() + self.out_of_order_bytes + data.len() > cfg.max_buffer
         {
-            self.stats.overflows = self.stats.overflows.saturating_add(1);
+            bump(&mut self.stats.overflows);
             self.hole_condemned = true;
             return;
         }
@@ -262,7 +263,7 @@ impl Stream {
         };
         let missing = first.saturating_sub(self.next);
         self.stats.gap_bytes += missing;
-        self.stats.gaps = self.stats.gaps.saturating_add(1);
+        bump(&mut self.stats.gaps);
         self.next = first;
         self.drain_out_of_order(cfg);
         missing + dropped

@@ -116,11 +116,7 @@ impl ChClient {
     /// Runs `sql` and returns its TabSeparated answer.
     pub async fn query_text(&self, sql: &str, timeout: Duration) -> Result<String, Failure> {
         let fut = async {
-            let mut cursor = self
-                .inner
-                .query_raw(sql)
-                .fetch_bytes("TabSeparated")
-                .map_err(|e| classify(&e))?;
+            let mut cursor = self.query_lines(sql, "TabSeparated", &[])?;
             let bytes = cursor.collect().await.map_err(|e| classify(&e))?;
             Ok(String::from_utf8_lossy(&bytes).into_owned())
         };
