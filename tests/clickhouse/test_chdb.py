@@ -27,7 +27,9 @@ def ch(tmp_path_factory):
 
 
 def q(ch, sql, fmt="TSVRaw"):
-    return str(ch.query(sql, fmt)).strip()
+    # Only the newlines: a strip() of all whitespace would eat the tab before an empty last
+    # column of the last row (a server on 465 has no clear-text banner host).
+    return str(ch.query(sql, fmt)).strip("\n")
 
 
 def ddl(examples, *args):

@@ -297,3 +297,35 @@ def test_clickhouse_input_equals_jsonl_input(recorded_peers, mailtls_bin, tmp_pa
                                timeout=60).read()
         if not was_running:
             subprocess.run(["bash", str(server_sh), "stop"], capture_output=True, timeout=120)
+
+
+@pytest.mark.parametrize("local_net", [LOCAL_NET, None], ids=["outbound", "external"])
+def test_report_does_not_depend_on_record_order(recorded_peers, mailtls_bin, tmp_path, local_net):
+    """Workers interleave their records and ClickHouse answers in no fixed order, so the same
+    sessions in the recorded order, reversed and shuffled must give the same report and HTML
+    page. Peers here are seen under several names (a client sends a new EHLO name on every
+    connection), which is what a first-name-wins choice got wrong."""
+    jsonl = tmp_path / "sessions.jsonl"
+    read = [str(mailtls_bin), "read", str(recorded_peers.pcap), "--jsonl", str(jsonl)]
+    proc = subprocess.run(read + (["--local-net", local_net] if local_net else []),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line for line in jsonl.read_text().splitlines() if line.strip()]
+    names = collections.defaultdict(set)
+    for r in map(json.loads, lines):
+        names[r["client_ip"]].add(r["ehlo_host"])
+    assert max(map(len, names.values())) > 1, "the capture must hold a client seen under several names"
+    orders = {"recorded": lines, "reversed": lines[::-1],
+              "shuffled": sorted(lines, key=lambda line: zlib.crc32(line.encode()))}
+    outputs = {}
+    for label, order in orders.items():
+        path = tmp_path / f"{label}.jsonl"
+        path.write_text("\n".join(order) + "\n")
+        html = tmp_path / f"{label}.html"
+        text = run_report(mailtls_bin, path, "--min-version", "TLSv1.3", "--html", html)
+        # The file names are the only thing that may differ.
+        outputs[label] = tuple(t.replace(label, "ORDER").splitlines() for t in (text, html.read_text()))
+    assert "peer " in "\n".join(outputs["recorded"][0]), "no peer listed: nothing compared"
+    for label in ("reversed", "shuffled"):
+        assert outputs[label][0] == outputs["recorded"][0], f"text report of the {label} records"
+        assert outputs[label][1] == outputs["recorded"][1], f"HTML page of the {label} records"

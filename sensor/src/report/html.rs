@@ -187,7 +187,7 @@ impl HtmlReport {
                     o,
                     "<tr><td>{}</td><td>{ip}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                     d.as_str(),
-                    esc(&p.name),
+                    esc(p.name.as_str()),
                     ports.join(","),
                     name(p.offered),
                     if p.negotiated == 0 { "-" } else { name(p.negotiated) },

@@ -15,6 +15,7 @@
 //! "our" side: the server for outbound sessions, the client for inbound, internal and
 //! external ones.
 
+use super::peer_name::PeerName;
 use mailtls_parsers::registry::{version_name, version_rank};
 use mailtls_storage::{Direction, SessionRecord, Timestamp};
 use std::collections::BTreeMap;
@@ -43,8 +44,8 @@ pub struct FailingSession {
 /// A peer with sessions failing under the minimum.
 #[derive(Debug, Clone, Default)]
 pub struct PeerRow {
-    /// First non-empty name seen.
-    pub name: String,
+    /// Name of its latest named failing session (order-independent, see [`PeerName`]).
+    pub name: PeerName,
     /// Server ports of its failing sessions.
     pub ports: std::collections::BTreeSet<u16>,
     /// Best version offered by the client in its failing sessions (code).
@@ -168,14 +169,12 @@ impl MinVersion {
             .or_default()
             .entry(peer)
             .or_default();
-        if p.name.is_empty() {
-            p.name = name;
-        }
+        p.name.offer(&name, r.ts_start);
         p.ports.insert(r.server_port);
-        if version_rank(offered) > version_rank(p.offered) {
+        if super::better_version(offered, p.offered) {
             p.offered = offered;
         }
-        if version_rank(r.tls_version_code) > version_rank(p.negotiated) {
+        if super::better_version(r.tls_version_code, p.negotiated) {
             p.negotiated = r.tls_version_code;
         }
         p.sessions += 1;
@@ -248,7 +247,7 @@ impl MinVersion {
                 let _ = writeln!(
                     o,
                     "  peer {ip} name {} ports {} offered {} negotiated {} sessions {} last {}",
-                    if p.name.is_empty() { "-" } else { &p.name },
+                    p.name.or_dash(),
                     ports.join(","),
                     vname(p.offered),
                     vname(p.negotiated),

@@ -11,6 +11,7 @@
 pub mod html;
 pub mod input;
 pub mod minversion;
+pub mod peer_name;
 pub mod tlsrpt;
 
 use crate::cli::ReportArgs;
@@ -25,15 +26,24 @@ use std::net::IpAddr;
 
 /// Rank of TLS 1.2 in [`version_rank`] terms.
 const TLS12_RANK: u8 = 5;
+
+/// Whether version `code` is a better "best version" of a peer than `than`: a higher
+/// [`version_rank`], and of two codes of one rank (TLS 1.3 and its drafts, TLS and DTLS) the
+/// lower code, so a peer's best version does not depend on the order of its records.
+pub(crate) fn better_version(code: u16, than: u16) -> bool {
+    (version_rank(code), std::cmp::Reverse(code)) > (version_rank(than), std::cmp::Reverse(than))
+}
 /// Most rows printed per table.
 const TOP: usize = 15;
 
 #[derive(Debug, Default, Clone)]
 struct Peer {
+    /// Sessions counted for the peer.
     sessions: u64,
-    best_rank: u8,
+    /// Its best version (see [`better_version`]), 0 while none.
     best_code: u16,
-    name: String,
+    /// The name it goes by (see [`peer_name`]).
+    name: peer_name::PeerName,
 }
 
 /// Aggregates of a stream of records.
@@ -110,13 +120,10 @@ impl Summary {
                 &mut self.untracked_peer_sessions,
             ) {
                 p.sessions += 1;
-                if version_rank(best) >= p.best_rank {
-                    p.best_rank = version_rank(best);
+                if better_version(best, p.best_code) {
                     p.best_code = best;
                 }
-                if p.name.is_empty() {
-                    p.name = r.ehlo_host.clone();
-                }
+                p.name.offer(&r.ehlo_host, r.ts_start);
             }
         }
         if r.tls_version_code != 0 {
@@ -126,14 +133,10 @@ impl Summary {
                 &mut self.untracked_peer_sessions,
             ) {
                 p.sessions += 1;
-                let rank = version_rank(r.tls_version_code);
-                if rank >= p.best_rank {
-                    p.best_rank = rank;
+                if better_version(r.tls_version_code, p.best_code) {
                     p.best_code = r.tls_version_code;
                 }
-                if p.name.is_empty() {
-                    p.name = r.smtp_banner_host.clone();
-                }
+                p.name.offer(&r.smtp_banner_host, r.ts_start);
             }
         }
         if r.starttls_requested && r.starttls_reply != 0 && r.starttls_reply != 220 {
@@ -384,7 +387,7 @@ fn counts(o: &mut String, rows: impl Iterator<Item = (String, u64)>, total: u64)
 fn peers_below(o: &mut String, peers: &HashMap<IpAddr, Peer>, what: &str) {
     let mut below: Vec<_> = peers
         .iter()
-        .filter(|(_, p)| p.best_rank < TLS12_RANK)
+        .filter(|(_, p)| version_rank(p.best_code) < TLS12_RANK)
         .collect();
     below.sort_by(|a, b| b.1.sessions.cmp(&a.1.sessions).then(a.0.cmp(b.0)));
     if below.is_empty() {
@@ -398,7 +401,7 @@ fn peers_below(o: &mut String, peers: &HashMap<IpAddr, Peer>, what: &str) {
             o,
             "  {:>8}  {ip} {} best {best}",
             p.sessions,
-            if p.name.is_empty() { "-" } else { &p.name }
+            p.name.or_dash()
         );
     }
     if n > TOP {
@@ -410,6 +413,23 @@ fn peers_below(o: &mut String, peers: &HashMap<IpAddr, Peer>, what: &str) {
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    #[test]
+    fn the_best_version_of_one_rank_does_not_depend_on_order() {
+        // TLS 1.3 and its draft 28 share a rank, as TLS 1.2 and DTLS 1.2 do.
+        for (a, b) in [(0x0304, 0x7f1c), (0x0303, 0xfefd)] {
+            assert!(
+                better_version(a, b) && !better_version(b, a),
+                "{a:#x} {b:#x}"
+            );
+        }
+        assert!(better_version(0x0303, 0x0302) && !better_version(0x0302, 0x0303));
+        assert!(
+            !better_version(0x0301, 0x0301),
+            "a version is not better than itself"
+        );
+        assert!(better_version(0x0300, 0), "any known version beats none");
+    }
 
     #[test]
     fn peer_tables_stop_growing_at_the_cap() {
