@@ -302,8 +302,8 @@ def test_clickhouse_input_equals_jsonl_input(recorded_peers, mailtls_bin, tmp_pa
 @pytest.mark.parametrize("local_net", [LOCAL_NET, None], ids=["outbound", "external"])
 def test_report_does_not_depend_on_record_order(recorded_peers, mailtls_bin, tmp_path, local_net):
     """Workers interleave their records and ClickHouse answers in no fixed order, so the same
-    sessions in the recorded order, reversed and shuffled must give the same report and HTML
-    page. Peers here are seen under several names (a client sends a new EHLO name on every
+    sessions in the recorded order, reversed and shuffled must give the same report, HTML page
+    and TLSRPT reports. Peers here are seen under several names (a client sends a new EHLO name on every
     connection), which is what a first-name-wins choice got wrong."""
     jsonl = tmp_path / "sessions.jsonl"
     read = [str(mailtls_bin), "read", str(recorded_peers.pcap), "--jsonl", str(jsonl)]
@@ -321,11 +321,16 @@ def test_report_does_not_depend_on_record_order(recorded_peers, mailtls_bin, tmp
     for label, order in orders.items():
         path = tmp_path / f"{label}.jsonl"
         path.write_text("\n".join(order) + "\n")
-        html = tmp_path / f"{label}.html"
-        text = run_report(mailtls_bin, path, "--min-version", "TLSv1.3", "--html", html)
+        html, tlsrpt = tmp_path / f"{label}.html", tmp_path / f"{label}-tlsrpt"
+        text = run_report(mailtls_bin, path, "--min-version", "TLSv1.3", "--html", html,
+                          "--tlsrpt", tlsrpt)
+        reports = sorted((f.name, f.read_text()) for f in tlsrpt.iterdir())
         # The file names are the only thing that may differ.
-        outputs[label] = tuple(t.replace(label, "ORDER").splitlines() for t in (text, html.read_text()))
+        outputs[label] = (*(t.replace(label, "ORDER").splitlines() for t in (text, html.read_text())),
+                          reports)
     assert "peer " in "\n".join(outputs["recorded"][0]), "no peer listed: nothing compared"
+    assert outputs["recorded"][2], "no TLSRPT report written: nothing compared"
     for label in ("reversed", "shuffled"):
         assert outputs[label][0] == outputs["recorded"][0], f"text report of the {label} records"
         assert outputs[label][1] == outputs["recorded"][1], f"HTML page of the {label} records"
+        assert outputs[label][2] == outputs["recorded"][2], f"TLSRPT reports of the {label} records"
