@@ -101,8 +101,17 @@ run_target() {
         $(opts_for "$t") -artifact_prefix="artifacts/$t/" -print_final_stats=1 "$@")
 }
 
+# Seeds every corpus when one of them is empty or missing: looking at one target's corpus only
+# left a target added later (or a worktree that had only fuzzed some targets) without seeds.
+# Existing corpora only gain the seed files they lack.
 seeded() {
-    [ -n "$(ls -A "$FUZZ/corpus/smtp" 2>/dev/null)" ] || seeds
+    local t
+    for t in "${TARGETS[@]}"; do
+        if [ -z "$(ls -A "$FUZZ/corpus/$t" 2>/dev/null)" ]; then
+            seeds
+            return
+        fi
+    done
 }
 
 summary() {
