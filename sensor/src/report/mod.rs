@@ -33,6 +33,7 @@ const TLS12_RANK: u8 = 5;
 pub(crate) fn better_version(code: u16, than: u16) -> bool {
     (version_rank(code), std::cmp::Reverse(code)) > (version_rank(than), std::cmp::Reverse(than))
 }
+
 /// Most rows printed per table.
 const TOP: usize = 15;
 
