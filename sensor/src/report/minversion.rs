@@ -15,6 +15,7 @@
 //! "our" side: the server for outbound sessions, the client for inbound, internal and
 //! external ones.
 
+use super::best_offered;
 use super::peer_name::PeerName;
 use mailtls_parsers::registry::{version_name, version_rank};
 use mailtls_storage::{Direction, SessionRecord, Timestamp};
@@ -86,19 +87,6 @@ pub fn version_code(name: &str) -> Option<u16> {
     }
 }
 
-/// The best version a record's client offered (code), 0 without a ClientHello.
-pub fn best_offered(r: &SessionRecord) -> u16 {
-    if r.tls_client_version == 0 {
-        return 0;
-    }
-    r.tls_client_versions
-        .iter()
-        .copied()
-        .chain(std::iter::once(r.tls_client_version))
-        .max_by_key(|v| version_rank(*v))
-        .unwrap_or(0)
-}
-
 fn vname(code: u16) -> &'static str {
     if code == 0 {
         return "-";
@@ -125,7 +113,11 @@ impl MinVersion {
 
     /// Whether a session fails under the minimum (see the module doc).
     pub fn fails(&self, r: &SessionRecord) -> bool {
-        let offered = best_offered(r);
+        self.fails_offering(best_offered(r), r)
+    }
+
+    /// [`MinVersion::fails`] with the client's best offered version already known.
+    fn fails_offering(&self, offered: u16, r: &SessionRecord) -> bool {
         offered != 0
             && (version_rank(offered) < self.min_rank
                 || (r.tls_version_code != 0 && version_rank(r.tls_version_code) < self.min_rank))
@@ -138,7 +130,8 @@ impl MinVersion {
             return;
         }
         self.judged += 1;
-        if !self.fails(r) {
+        let offered = best_offered(r);
+        if !self.fails_offering(offered, r) {
             return;
         }
         let outbound = r.direction == Direction::Outbound;
@@ -152,17 +145,6 @@ impl MinVersion {
         } else {
             (r.client_ip, r.ehlo_host.clone())
         };
-        let offered = best_offered(r);
-        let s = FailingSession {
-            ts: r.ts_start,
-            client: (r.client_ip, r.client_port),
-            server: (r.server_ip, r.server_port),
-            name: name.clone(),
-            offered,
-            negotiated: r.tls_version_code,
-            outcome: r.outcome.as_str(),
-        };
-        self.sessions.entry(r.direction).or_default().push(s);
         let p = self
             .peers
             .entry(r.direction)
@@ -179,6 +161,18 @@ impl MinVersion {
         }
         p.sessions += 1;
         p.last_seen = p.last_seen.max(r.ts_start);
+        self.sessions
+            .entry(r.direction)
+            .or_default()
+            .push(FailingSession {
+                ts: r.ts_start,
+                client: (r.client_ip, r.client_port),
+                server: (r.server_ip, r.server_port),
+                name,
+                offered,
+                negotiated: r.tls_version_code,
+                outcome: r.outcome.as_str(),
+            });
     }
 
     /// Total failing sessions.

@@ -34,6 +34,20 @@ pub(crate) fn better_version(code: u16, than: u16) -> bool {
     (version_rank(code), std::cmp::Reverse(code)) > (version_rank(than), std::cmp::Reverse(than))
 }
 
+/// The best version a record's client offered (code): the highest-ranked of its
+/// supported_versions and its legacy_version; 0 without a ClientHello.
+pub fn best_offered(r: &SessionRecord) -> u16 {
+    if r.tls_client_version == 0 {
+        return 0;
+    }
+    r.tls_client_versions
+        .iter()
+        .copied()
+        .chain(std::iter::once(r.tls_client_version))
+        .max_by_key(|v| version_rank(*v))
+        .unwrap_or(0)
+}
+
 /// Most rows printed per table.
 const TOP: usize = 15;
 
@@ -108,13 +122,7 @@ impl Summary {
             *self.by_cipher.entry(r.tls_cipher_code).or_default() += 1;
         }
         if r.tls_client_version != 0 {
-            let best = r
-                .tls_client_versions
-                .iter()
-                .copied()
-                .chain(std::iter::once(r.tls_client_version))
-                .max_by_key(|v| version_rank(*v))
-                .unwrap_or(0);
+            let best = best_offered(r);
             if let Some(p) = tracked(
                 &mut self.clients,
                 r.client_ip,
