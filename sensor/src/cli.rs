@@ -135,7 +135,9 @@ pub struct ClickhouseArgs {
     #[arg(long, value_name = "URL")]
     pub clickhouse: Option<String>,
     /// ClickHouse user (else $MAILTLS_CLICKHOUSE_USER, else the credentials file).
-    #[arg(long = "clickhouse-user", value_name = "USER")]
+    // Its own id: `capture --user` (the account the parsers run as) is `user`, and two
+    // arguments with one id share their value.
+    #[arg(long = "clickhouse-user", id = "clickhouse_user", value_name = "USER")]
     pub user: Option<String>,
     /// ClickHouse password (else $MAILTLS_CLICKHOUSE_PASSWORD, else the credentials file).
     #[arg(long = "clickhouse-password", value_name = "PASSWORD")]
@@ -496,7 +498,9 @@ pub struct ReportArgs {
     )]
     pub table: String,
     /// ClickHouse user (else $MAILTLS_CLICKHOUSE_USER, else the credentials file).
-    #[arg(long = "clickhouse-user", value_name = "USER")]
+    // Its own id: `capture --user` (the account the parsers run as) is `user`, and two
+    // arguments with one id share their value.
+    #[arg(long = "clickhouse-user", id = "clickhouse_user", value_name = "USER")]
     pub user: Option<String>,
     /// ClickHouse password (else $MAILTLS_CLICKHOUSE_PASSWORD, else the credentials file).
     #[arg(long = "clickhouse-password", value_name = "PASSWORD")]
@@ -569,6 +573,26 @@ mod tests {
         assert_eq!(c.engine.workers, Some(2), "command line wins");
         assert!(c.allow_root && !c.no_promisc);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn capture_user_and_clickhouse_user_are_two_options() {
+        let parse = |extra: &[&str]| {
+            let args = ["mailtls", "capture", "--interface", "lo"]
+                .iter()
+                .chain(extra);
+            let Command::Capture(c) = Cli::try_parse_from(args).unwrap().command else {
+                panic!("not capture")
+            };
+            (c.user, c.clickhouse.user)
+        };
+        let both = parse(&["--user", "nobody", "--clickhouse-user", "bob"]);
+        assert_eq!(both, (Some("nobody".into()), Some("bob".into())));
+        assert_eq!(parse(&["--user", "nobody"]), (Some("nobody".into()), None));
+        assert_eq!(
+            parse(&["--clickhouse-user", "bob"]),
+            (None, Some("bob".into()))
+        );
     }
 
     #[test]

@@ -20,6 +20,69 @@ macro_rules! key {
     };
 }
 
+/// A string field; an empty string (most TLS and certificate fields of a clear-text
+/// session) is one constant copy, key and value together.
+macro_rules! str_field {
+    ($w:ident, $name:literal, $v:expr) => {{
+        let v: &str = $v;
+        if v.is_empty() {
+            $w.raw(concat!(",\"", $name, "\":\"\"").as_bytes())
+        } else {
+            key!($w, $name);
+            $w.str(v)
+        }
+    }};
+}
+
+/// A list of strings; an empty list is one constant copy.
+macro_rules! strs_field {
+    ($w:ident, $name:literal, $v:expr) => {{
+        let v: &[String] = $v;
+        if v.is_empty() {
+            $w.raw(concat!(",\"", $name, "\":[]").as_bytes())
+        } else {
+            key!($w, $name);
+            $w.strs(v)
+        }
+    }};
+}
+
+/// A list of integers; an empty list is one constant copy.
+macro_rules! uints_field {
+    ($w:ident, $name:literal, $v:expr) => {{
+        if $v.is_empty() {
+            $w.raw(concat!(",\"", $name, "\":[]").as_bytes())
+        } else {
+            key!($w, $name);
+            $w.uints($v)
+        }
+    }};
+}
+
+/// A boolean: one constant copy either way.
+macro_rules! bool_field {
+    ($w:ident, $name:literal, $v:expr) => {{
+        if $v {
+            $w.raw(concat!(",\"", $name, "\":true").as_bytes())
+        } else {
+            $w.raw(concat!(",\"", $name, "\":false").as_bytes())
+        }
+    }};
+}
+
+/// An unsigned integer; zero is one constant copy.
+macro_rules! uint_field {
+    ($w:ident, $name:literal, $v:expr) => {{
+        let v = $v;
+        if v == 0 {
+            $w.raw(concat!(",\"", $name, "\":0").as_bytes())
+        } else {
+            key!($w, $name);
+            $w.uint(v)
+        }
+    }};
+}
+
 /// Appends `r` as one JSON object (no newline) to `out`.
 pub fn encode_record(r: &SessionRecord, out: &mut Vec<u8>) {
     let mut w = Writer { out };
@@ -28,145 +91,86 @@ pub fn encode_record(r: &SessionRecord, out: &mut Vec<u8>) {
     w.timestamp(r.ts_start);
     key!(w, "ts_end");
     w.timestamp(r.ts_end);
-    key!(w, "sensor");
-    w.str(&r.sensor);
+    str_field!(w, "sensor", &r.sensor);
     key!(w, "client_ip");
     w.ip(r.client_ip);
-    key!(w, "client_port");
-    w.uint(r.client_port);
+    uint_field!(w, "client_port", r.client_port);
     key!(w, "server_ip");
     w.ip(r.server_ip);
-    key!(w, "server_port");
-    w.uint(r.server_port);
-    key!(w, "vlan");
-    w.uint(r.vlan);
+    uint_field!(w, "server_port", r.server_port);
+    uint_field!(w, "vlan", r.vlan);
     key!(w, "direction");
     w.plain(r.direction.as_str());
     key!(w, "mode");
     w.plain(r.mode.as_str());
-    key!(w, "smtp_banner_host");
-    w.str(&r.smtp_banner_host);
-    key!(w, "ehlo_host");
-    w.str(&r.ehlo_host);
-    key!(w, "helo_verb");
-    w.str(&r.helo_verb);
-    key!(w, "smtp_capabilities");
-    w.strs(&r.smtp_capabilities);
+    str_field!(w, "smtp_banner_host", &r.smtp_banner_host);
+    str_field!(w, "ehlo_host", &r.ehlo_host);
+    str_field!(w, "helo_verb", &r.helo_verb);
+    strs_field!(w, "smtp_capabilities", &r.smtp_capabilities);
     key!(w, "starttls_offered");
     match r.starttls_offered {
         Some(b) => w.bool(b),
         None => w.raw(b"null"),
     }
-    key!(w, "starttls_requested");
-    w.bool(r.starttls_requested);
-    key!(w, "starttls_reply");
-    w.uint(r.starttls_reply);
-    key!(w, "auth_mechs");
-    w.strs(&r.auth_mechs);
-    key!(w, "auth_cleartext");
-    w.bool(r.auth_cleartext);
-    key!(w, "auth_cleartext_mech");
-    w.str(&r.auth_cleartext_mech);
-    key!(w, "plaintext_mail_tx");
-    w.uint(r.plaintext_mail_tx);
-    key!(w, "plaintext_rcpt");
-    w.uint(r.plaintext_rcpt);
-    key!(w, "tls_client_version");
-    w.uint(r.tls_client_version);
-    key!(w, "tls_client_versions");
-    w.uints(&r.tls_client_versions);
-    key!(w, "tls_client_ciphers");
-    w.uints(&r.tls_client_ciphers);
-    key!(w, "tls_client_extensions");
-    w.uints(&r.tls_client_extensions);
-    key!(w, "tls_client_groups");
-    w.uints(&r.tls_client_groups);
-    key!(w, "tls_client_sigalgs");
-    w.uints(&r.tls_client_sigalgs);
-    key!(w, "tls_client_point_formats");
-    w.uints(&r.tls_client_point_formats);
-    key!(w, "tls_client_max_version");
-    w.str(&r.tls_client_max_version);
-    key!(w, "tls_sni");
-    w.str(&r.tls_sni);
-    key!(w, "tls_alpn");
-    w.strs(&r.tls_alpn);
-    key!(w, "tls_fallback_scsv");
-    w.bool(r.tls_fallback_scsv);
-    key!(w, "ja3");
-    w.str(&r.ja3);
-    key!(w, "ja3_hash");
-    w.str(&r.ja3_hash);
-    key!(w, "ja3s");
-    w.str(&r.ja3s);
-    key!(w, "ja3s_hash");
-    w.str(&r.ja3s_hash);
-    key!(w, "ja4");
-    w.str(&r.ja4);
-    key!(w, "tls_version");
-    w.str(&r.tls_version);
-    key!(w, "tls_version_code");
-    w.uint(r.tls_version_code);
-    key!(w, "tls_cipher");
-    w.str(&r.tls_cipher);
-    key!(w, "tls_cipher_code");
-    w.uint(r.tls_cipher_code);
-    key!(w, "tls_cipher_class");
-    w.str(&r.tls_cipher_class);
-    key!(w, "tls_server_extensions");
-    w.uints(&r.tls_server_extensions);
-    key!(w, "tls_hello_retry");
-    w.bool(r.tls_hello_retry);
-    key!(w, "tls_resumed");
-    w.bool(r.tls_resumed);
-    key!(w, "tls_established");
-    w.bool(r.tls_established);
-    key!(w, "tls_alert");
-    w.str(&r.tls_alert);
-    key!(w, "tls_alert_by");
-    w.str(&r.tls_alert_by);
-    key!(w, "cert_subject_cn");
-    w.str(&r.cert_subject_cn);
-    key!(w, "cert_sans");
-    w.strs(&r.cert_sans);
-    key!(w, "cert_issuer");
-    w.str(&r.cert_issuer);
+    bool_field!(w, "starttls_requested", r.starttls_requested);
+    uint_field!(w, "starttls_reply", r.starttls_reply);
+    strs_field!(w, "auth_mechs", &r.auth_mechs);
+    bool_field!(w, "auth_cleartext", r.auth_cleartext);
+    str_field!(w, "auth_cleartext_mech", &r.auth_cleartext_mech);
+    uint_field!(w, "plaintext_mail_tx", r.plaintext_mail_tx);
+    uint_field!(w, "plaintext_rcpt", r.plaintext_rcpt);
+    uint_field!(w, "tls_client_version", r.tls_client_version);
+    uints_field!(w, "tls_client_versions", &r.tls_client_versions);
+    uints_field!(w, "tls_client_ciphers", &r.tls_client_ciphers);
+    uints_field!(w, "tls_client_extensions", &r.tls_client_extensions);
+    uints_field!(w, "tls_client_groups", &r.tls_client_groups);
+    uints_field!(w, "tls_client_sigalgs", &r.tls_client_sigalgs);
+    uints_field!(w, "tls_client_point_formats", &r.tls_client_point_formats);
+    str_field!(w, "tls_client_max_version", &r.tls_client_max_version);
+    str_field!(w, "tls_sni", &r.tls_sni);
+    strs_field!(w, "tls_alpn", &r.tls_alpn);
+    bool_field!(w, "tls_fallback_scsv", r.tls_fallback_scsv);
+    str_field!(w, "ja3", &r.ja3);
+    str_field!(w, "ja3_hash", &r.ja3_hash);
+    str_field!(w, "ja3s", &r.ja3s);
+    str_field!(w, "ja3s_hash", &r.ja3s_hash);
+    str_field!(w, "ja4", &r.ja4);
+    str_field!(w, "tls_version", &r.tls_version);
+    uint_field!(w, "tls_version_code", r.tls_version_code);
+    str_field!(w, "tls_cipher", &r.tls_cipher);
+    uint_field!(w, "tls_cipher_code", r.tls_cipher_code);
+    str_field!(w, "tls_cipher_class", &r.tls_cipher_class);
+    uints_field!(w, "tls_server_extensions", &r.tls_server_extensions);
+    bool_field!(w, "tls_hello_retry", r.tls_hello_retry);
+    bool_field!(w, "tls_resumed", r.tls_resumed);
+    bool_field!(w, "tls_established", r.tls_established);
+    str_field!(w, "tls_alert", &r.tls_alert);
+    str_field!(w, "tls_alert_by", &r.tls_alert_by);
+    str_field!(w, "cert_subject_cn", &r.cert_subject_cn);
+    strs_field!(w, "cert_sans", &r.cert_sans);
+    str_field!(w, "cert_issuer", &r.cert_issuer);
     key!(w, "cert_not_before");
     w.opt_timestamp(r.cert_not_before);
     key!(w, "cert_not_after");
     w.opt_timestamp(r.cert_not_after);
-    key!(w, "cert_key_alg");
-    w.str(&r.cert_key_alg);
-    key!(w, "cert_key_bits");
-    w.uint(r.cert_key_bits);
-    key!(w, "cert_sig_alg");
-    w.str(&r.cert_sig_alg);
-    key!(w, "cert_sha256");
-    w.str(&r.cert_sha256);
-    key!(w, "cert_self_signed");
-    w.bool(r.cert_self_signed);
-    key!(w, "cert_chain_len");
-    w.uint(r.cert_chain_len);
+    str_field!(w, "cert_key_alg", &r.cert_key_alg);
+    uint_field!(w, "cert_key_bits", r.cert_key_bits);
+    str_field!(w, "cert_sig_alg", &r.cert_sig_alg);
+    str_field!(w, "cert_sha256", &r.cert_sha256);
+    bool_field!(w, "cert_self_signed", r.cert_self_signed);
+    uint_field!(w, "cert_chain_len", r.cert_chain_len);
     key!(w, "outcome");
     w.plain(r.outcome.as_str());
-    key!(w, "bytes_c2s");
-    w.uint(r.bytes_c2s);
-    key!(w, "bytes_s2c");
-    w.uint(r.bytes_s2c);
-    key!(w, "packets_c2s");
-    w.uint(r.packets_c2s);
-    key!(w, "packets_s2c");
-    w.uint(r.packets_s2c);
-    key!(w, "gap_bytes");
-    w.uint(r.gap_bytes);
-    key!(w, "tcp_conflicts");
-    w.uint(r.tcp_conflicts);
-    key!(w, "midstream");
-    w.bool(r.midstream);
+    uint_field!(w, "bytes_c2s", r.bytes_c2s);
+    uint_field!(w, "bytes_s2c", r.bytes_s2c);
+    uint_field!(w, "packets_c2s", r.packets_c2s);
+    uint_field!(w, "packets_s2c", r.packets_s2c);
+    uint_field!(w, "gap_bytes", r.gap_bytes);
+    uint_field!(w, "tcp_conflicts", r.tcp_conflicts);
+    bool_field!(w, "midstream", r.midstream);
     key!(w, "end_reason");
     w.plain(r.end_reason.as_str());
-    key!(w, "tls_handshake_us");
-    w.uint(r.tls_handshake_us);
+    uint_field!(w, "tls_handshake_us", r.tls_handshake_us);
     w.out.push(b'}');
 }
 

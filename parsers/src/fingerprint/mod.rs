@@ -4,9 +4,11 @@
 //! All three take the owned hello summaries of [`crate::tls::hello`], so they can be
 //! computed once per session without touching wire bytes again.
 
+mod cache;
 mod ja3;
 mod ja4;
 
+pub use cache::{ClientFingerprints, FingerprintCache, ServerFingerprints};
 pub use ja3::{ja3, ja3s, md5_hex};
 pub use ja4::{ja4, Transport};
 

@@ -171,7 +171,9 @@ impl SmtpParser {
             }
             let rest = &bytes[off..];
             let window = &rest[..rest.len().min(MAX_LINE_LEN)];
-            let Some(lf) = window.iter().position(|b| *b == b'\n') else {
+            // memchr scans 16-32 bytes a step; `iter().position` went byte by byte (3 % of
+            // all CPU on all-mail traffic).
+            let Some(lf) = memchr::memchr(b'\n', window) else {
                 if rest.len() >= MAX_LINE_LEN {
                     if !self.skipping[dir.index()] {
                         bump(&mut self.summary.overlong_lines);

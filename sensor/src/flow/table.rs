@@ -14,6 +14,7 @@ use crate::ports::PortSet;
 use crate::reassembly::StreamConfig;
 use crate::session::{Parsing, RecordContext, Session};
 use crate::stats::WorkerStats;
+use mailtls_parsers::fingerprint::FingerprintCache;
 use mailtls_parsers::tls::CertCache;
 use mailtls_parsers::Dir;
 use mailtls_storage::record::EndReason;
@@ -82,6 +83,10 @@ struct Tombstone {
 /// sees most (its own MX, the big providers) stay in it.
 const CERT_CACHE_SIZE: usize = 256;
 
+/// Client and server hellos each worker keeps fingerprints of: the TLS stacks a sensor sees
+/// most (a few dozen in a day of an MX's traffic).
+const FINGERPRINT_CACHE_SIZE: usize = 64;
+
 /// A worker's shard of the flow table.
 pub struct FlowTable {
     /// Running sessions.
@@ -89,8 +94,8 @@ pub struct FlowTable {
     /// Sessions already emitted.
     tombstones: FlowMap<Tombstone>,
     cfg: FlowTableConfig,
-    /// Leaf-certificate summaries shared by this worker's sessions.
-    certs: CertCache,
+    /// Certificate summaries and fingerprints shared by this worker's sessions.
+    caches: Caches,
     /// Counters.
     pub stats: WorkerStats,
 }
@@ -101,19 +106,26 @@ pub struct FlowTable {
 struct EndCtx<'t> {
     stats: &'t mut WorkerStats,
     cfg: &'t FlowTableConfig,
-    certs: &'t mut CertCache,
+    caches: &'t mut Caches,
+}
+
+/// What the sessions of a worker share: summaries of certificates and fingerprints.
+struct Caches {
+    certs: CertCache,
+    fingerprints: FingerprintCache,
 }
 
 impl<'t> EndCtx<'t> {
-    fn new(stats: &'t mut WorkerStats, cfg: &'t FlowTableConfig, certs: &'t mut CertCache) -> Self {
-        EndCtx { stats, cfg, certs }
+    fn new(stats: &'t mut WorkerStats, cfg: &'t FlowTableConfig, caches: &'t mut Caches) -> Self {
+        EndCtx { stats, cfg, caches }
     }
 
     /// What a session needs to parse.
     fn parsing(&mut self) -> Parsing<'_> {
         Parsing {
             stream: &self.cfg.stream,
-            certs: self.certs,
+            certs: &mut self.caches.certs,
+            fingerprints: &mut self.caches.fingerprints,
         }
     }
 
@@ -127,7 +139,8 @@ impl<'t> EndCtx<'t> {
         let streams = sess.stream_stats();
         let mut env = Parsing {
             stream: &self.cfg.stream,
-            certs: self.certs,
+            certs: &mut self.caches.certs,
+            fingerprints: &mut self.caches.fingerprints,
         };
         let (record, parse) = sess.finish(reason, &mut env, &self.cfg.context);
         self.stats.add_session(&streams, &parse);
@@ -146,7 +159,10 @@ impl FlowTable {
             sessions: with_room(cfg.max_flows.min(1 << 10)),
             tombstones: with_room(cfg.max_flows.min(1 << 10)),
             cfg,
-            certs: CertCache::new(CERT_CACHE_SIZE),
+            caches: Caches {
+                certs: CertCache::new(CERT_CACHE_SIZE),
+                fingerprints: FingerprintCache::new(FINGERPRINT_CACHE_SIZE),
+            },
             stats: WorkerStats::default(),
         }
     }
@@ -173,7 +189,7 @@ impl FlowTable {
             let idle = p.ts.saturating_sub(sess.last_ts) > self.cfg.idle_timeout_us;
             if !((pure_syn && sess.is_new_syn(dir, p.seq)) || idle) {
                 // The common case: a packet of a session in progress.
-                let mut ctx = EndCtx::new(&mut self.stats, &self.cfg, &mut self.certs);
+                let mut ctx = EndCtx::new(&mut self.stats, &self.cfg, &mut self.caches);
                 if Self::feed(sess, dir, p, &mut ctx) {
                     self.close(key, p.ts, false, EndReason::Fin, emit);
                 }
@@ -225,7 +241,7 @@ impl FlowTable {
             return;
         };
         let dir = sess.dir_of(p.src);
-        let mut ctx = EndCtx::new(&mut self.stats, &self.cfg, &mut self.certs);
+        let mut ctx = EndCtx::new(&mut self.stats, &self.cfg, &mut self.caches);
         if Self::feed(sess, dir, p, &mut ctx) {
             self.close(key, p.ts, false, EndReason::Fin, emit);
         }
@@ -234,7 +250,7 @@ impl FlowTable {
     /// The parts of the table that ending a session touches, for callers that hold no
     /// borrow of the maps (those that do build an [`EndCtx`] from the fields).
     fn ctx(&mut self) -> EndCtx<'_> {
-        EndCtx::new(&mut self.stats, &self.cfg, &mut self.certs)
+        EndCtx::new(&mut self.stats, &self.cfg, &mut self.caches)
     }
 
     /// Ends the session under `key`, leaves a tombstone (`open`: emitted early, still

@@ -10,6 +10,7 @@ pub use record::RecordContext;
 
 use crate::flow::Endpoint;
 use crate::reassembly::{Stream, StreamConfig, StreamStats};
+use mailtls_parsers::fingerprint::FingerprintCache;
 use mailtls_parsers::smtp::{Phase, SmtpParser};
 use mailtls_parsers::tls::{record as tls_record, CertCache, TlsParser};
 use mailtls_parsers::Dir;
@@ -46,12 +47,15 @@ pub struct SessionParseStats {
 }
 
 /// What the sessions of one worker share while parsing: the reassembly limits, and the
-/// cache of certificate summaries (a server shows every client the same certificate).
+/// caches of certificate summaries (a server shows every client the same certificate) and
+/// of fingerprints (a TLS stack sends the same hello lists every time).
 pub struct Parsing<'a> {
     /// Per-direction reassembly limits.
     pub stream: &'a StreamConfig,
     /// Leaf-certificate summaries by DER.
     pub certs: &'a mut CertCache,
+    /// JA3/JA4/JA3S by hello fields.
+    pub fingerprints: &'a mut FingerprintCache,
 }
 
 /// One TCP connection being followed.
@@ -375,7 +379,10 @@ impl Session {
             reason
         };
         let stats = self.parse_stats();
-        (record::build(&mut self, reason, ctx), stats)
+        (
+            record::build(&mut self, reason, ctx, env.fingerprints),
+            stats,
+        )
     }
 
     fn parse_stats(&self) -> SessionParseStats {

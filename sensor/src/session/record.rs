@@ -3,7 +3,7 @@
 
 use super::{Layer, Session};
 use ipnet::IpNet;
-use mailtls_parsers::fingerprint::{ja3, ja3s, ja4, md5_hex, Transport};
+use mailtls_parsers::fingerprint::{FingerprintCache, Transport};
 use mailtls_parsers::registry::{alert_name, cipher_suite, version_name};
 use mailtls_parsers::Dir;
 use mailtls_storage::record::{Direction, EndReason, Mode, Outcome, SessionRecord, Timestamp};
@@ -36,7 +36,12 @@ impl RecordContext {
 
 /// Builds the record of a session that has ended; its strings and lists move into the record
 /// (no copies: the session is dropped afterwards).
-pub(super) fn build(s: &mut Session, reason: EndReason, ctx: &RecordContext) -> SessionRecord {
+pub(super) fn build(
+    s: &mut Session,
+    reason: EndReason,
+    ctx: &RecordContext,
+    fingerprints: &mut FingerprintCache,
+) -> SessionRecord {
     // Before anything moves out of the session.
     let mode = mode(s);
     let smtp = &mut s.smtp.summary;
@@ -78,9 +83,10 @@ pub(super) fn build(s: &mut Session, reason: EndReason, ctx: &RecordContext) -> 
     };
     if let Some(tls) = s.tls.as_deref_mut() {
         if let Some(ch) = &mut tls.client_hello {
-            r.ja3 = ja3(ch);
-            r.ja3_hash = md5_hex(&r.ja3);
-            r.ja4 = ja4(ch, Transport::Tcp);
+            let fp = fingerprints.client(ch, Transport::Tcp);
+            r.ja3 = fp.ja3;
+            r.ja3_hash = fp.ja3_hash;
+            r.ja4 = fp.ja4;
             r.tls_client_version = ch.legacy_version;
             r.tls_client_max_version = version_name(ch.max_version()).to_string();
             r.tls_fallback_scsv = ch.has_fallback_scsv();
@@ -94,8 +100,9 @@ pub(super) fn build(s: &mut Session, reason: EndReason, ctx: &RecordContext) -> 
             r.tls_alpn = std::mem::take(&mut ch.alpn);
         }
         if let Some(sh) = &tls.server_hello {
-            r.ja3s = ja3s(sh);
-            r.ja3s_hash = md5_hex(&r.ja3s);
+            let fp = fingerprints.server(sh);
+            r.ja3s = fp.ja3s;
+            r.ja3s_hash = fp.ja3s_hash;
             r.tls_version = version_name(sh.version).to_string();
             r.tls_version_code = sh.version;
             r.tls_cipher_code = sh.cipher;
