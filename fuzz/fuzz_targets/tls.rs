@@ -1,11 +1,14 @@
 //! `TlsParser::feed` on both directions, split at arbitrary points, with gaps; then the
-//! fingerprints (JA3, JA3S, JA4) and registry look-ups on whatever hellos were parsed.
+//! fingerprints (JA3, JA3S, JA4), the fingerprint cache (it must answer what computing
+//! gives) and registry look-ups on whatever hellos were parsed.
 //!
 //! Input: the chunk format of `mailtls_fuzz` (one chunk per segment).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailtls_parsers::fingerprint::{ja3, ja3s, ja4, md5_hex, Transport};
+use mailtls_parsers::fingerprint::{
+    ja3, ja3s, ja4, md5_hex, ClientFingerprints, FingerprintCache, ServerFingerprints, Transport,
+};
 use mailtls_parsers::registry;
 use mailtls_parsers::tls::TlsParser;
 use mailtls_parsers::Dir;
@@ -51,6 +54,14 @@ fuzz_target!(|data: &[u8]| {
             assert!(f.is_ascii(), "JA4 not ASCII: {f:?}");
             assert_eq!(f.split('_').count(), 3, "JA4 shape: {f:?}");
         }
+        // The cache computes a miss from the hello's key fields only: on any hello it must
+        // answer what computing from the whole hello gives, on the miss and on the hit.
+        let mut cache = FingerprintCache::new(2);
+        for t in [Transport::Tcp, Transport::Quic, Transport::Dtls] {
+            let want = ClientFingerprints::of(ch, t);
+            assert_eq!(cache.client(ch, t), want, "miss");
+            assert_eq!(cache.client(ch, t), want, "hit");
+        }
         let _ = ch.max_version();
         let _ = ch.has_fallback_scsv();
         for c in &ch.ciphers {
@@ -65,6 +76,10 @@ fuzz_target!(|data: &[u8]| {
     if let Some(sh) = &p.server_hello {
         let j = ja3s(sh);
         assert_eq!(md5_hex(&j).len(), 32);
+        let mut cache = FingerprintCache::new(1);
+        let want = ServerFingerprints::of(sh);
+        assert_eq!(cache.server(sh), want, "miss");
+        assert_eq!(cache.server(sh), want, "hit");
         let _ = registry::cipher_suite(sh.cipher);
         let _ = registry::version_name(sh.version);
     }
