@@ -20,43 +20,40 @@ macro_rules! key {
     };
 }
 
-/// A string field; an empty string (most TLS and certificate fields of a clear-text
-/// session) is one constant copy, key and value together.
+/// A field whose value is empty (an empty string or list: most TLS and certificate fields
+/// of a clear-text session) is one constant copy, key and value together; otherwise the key,
+/// then `$write` of the value.
+macro_rules! unless_empty {
+    ($w:ident, $name:literal, $v:expr, $empty:literal, $write:ident) => {{
+        let v = $v;
+        if v.is_empty() {
+            $w.raw(concat!(",\"", $name, "\":", $empty).as_bytes())
+        } else {
+            key!($w, $name);
+            $w.$write(v)
+        }
+    }};
+}
+
+/// A string field (see `unless_empty`).
 macro_rules! str_field {
-    ($w:ident, $name:literal, $v:expr) => {{
-        let v: &str = $v;
-        if v.is_empty() {
-            $w.raw(concat!(",\"", $name, "\":\"\"").as_bytes())
-        } else {
-            key!($w, $name);
-            $w.str(v)
-        }
-    }};
+    ($w:ident, $name:literal, $v:expr) => {
+        unless_empty!($w, $name, $v, "\"\"", str)
+    };
 }
 
-/// A list of strings; an empty list is one constant copy.
+/// A list of strings (see `unless_empty`).
 macro_rules! strs_field {
-    ($w:ident, $name:literal, $v:expr) => {{
-        let v: &[String] = $v;
-        if v.is_empty() {
-            $w.raw(concat!(",\"", $name, "\":[]").as_bytes())
-        } else {
-            key!($w, $name);
-            $w.strs(v)
-        }
-    }};
+    ($w:ident, $name:literal, $v:expr) => {
+        unless_empty!($w, $name, $v, "[]", strs)
+    };
 }
 
-/// A list of integers; an empty list is one constant copy.
+/// A list of integers (see `unless_empty`).
 macro_rules! uints_field {
-    ($w:ident, $name:literal, $v:expr) => {{
-        if $v.is_empty() {
-            $w.raw(concat!(",\"", $name, "\":[]").as_bytes())
-        } else {
-            key!($w, $name);
-            $w.uints($v)
-        }
-    }};
+    ($w:ident, $name:literal, $v:expr) => {
+        unless_empty!($w, $name, $v, "[]", uints)
+    };
 }
 
 /// A boolean: one constant copy either way.
