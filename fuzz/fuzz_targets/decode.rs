@@ -10,11 +10,7 @@ fuzz_target!(|frame: &[u8]| {
     let range = frame.as_ptr_range();
     for link in mailtls_fuzz::LINK_TYPES.iter().copied().chain([9999]) {
         let d = decode(link, frame);
-        assert_eq!(
-            d,
-            decode_reference(link, frame),
-            "fast path differs (link {link})"
-        );
+        assert_eq!(d, decode_reference(link, frame), "fast path differs (link {link})");
         match d.packet {
             Ok(p) => {
                 let pr = p.payload.as_ptr_range();

@@ -84,11 +84,7 @@ fn run(workers: usize, all_ports: bool, delivery: Delivery) -> (RunStats, Vec<St
                 // The JSONL sink's own encoder writes exactly what serde_json writes.
                 let mut ours = Vec::new();
                 mailtls_storage::json::encode_record(&r, &mut ours);
-                assert_eq!(
-                    ours,
-                    reference.as_bytes(),
-                    "JSONL encoder differs from serde_json"
-                );
+                assert_eq!(ours, reference.as_bytes(), "JSONL encoder differs from serde_json");
                 got.push(reference);
             }
         }
