@@ -254,13 +254,13 @@ impl Writer<'_> {
         self.out.push(b'"');
     }
 
-    fn strs(&mut self, vs: &[String]) {
+    fn strs<S: AsRef<str>>(&mut self, vs: &[S]) {
         self.out.push(b'[');
         for (i, v) in vs.iter().enumerate() {
             if i > 0 {
                 self.out.push(b',');
             }
-            self.str(v);
+            self.str(v.as_ref());
         }
         self.out.push(b']');
     }

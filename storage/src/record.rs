@@ -6,6 +6,7 @@
 //! that are not are replaced by U+FFFD before they get here.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// A point in time in microseconds since the Unix epoch (UTC).
@@ -257,6 +258,12 @@ impl EndReason {
     }
 }
 
+/// A string field whose value is nearly always one of a fixed set of names (registry names
+/// of versions, cipher suites and alerts; SMTP keywords and SASL mechanisms): the sensor
+/// borrows the static name instead of allocating a copy per record, and anything else
+/// (unknown words, records read back from JSON) is owned. It serialises as a plain string.
+pub type Name = Cow<'static, str>;
+
 /// One SMTP session as the sensor saw it. Every field has a neutral default (empty string,
 /// 0, false, empty array) meaning "not seen"; `starttls_offered` is the one tri-state.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -287,9 +294,9 @@ pub struct SessionRecord {
     /// Argument of the client's EHLO/HELO.
     pub ehlo_host: String,
     /// "EHLO" or "HELO" (the last one the client sent in clear), empty when none.
-    pub helo_verb: String,
+    pub helo_verb: Name,
     /// Capability keywords of the server's EHLO reply, upper-cased, in order (clear-text only).
-    pub smtp_capabilities: Vec<String>,
+    pub smtp_capabilities: Vec<Name>,
     /// Whether the EHLO reply advertised STARTTLS; null when no EHLO reply was seen.
     pub starttls_offered: Option<bool>,
     /// Whether the client sent STARTTLS.
@@ -297,11 +304,11 @@ pub struct SessionRecord {
     /// The server's reply code to STARTTLS, 0 when none was seen.
     pub starttls_reply: u16,
     /// SASL mechanisms advertised in the EHLO reply (before TLS), upper-cased.
-    pub auth_mechs: Vec<String>,
+    pub auth_mechs: Vec<Name>,
     /// Whether the client started AUTH before TLS. Only the mechanism is kept, never the data.
     pub auth_cleartext: bool,
     /// The SASL mechanism of that clear-text AUTH, upper-cased.
-    pub auth_cleartext_mech: String,
+    pub auth_cleartext_mech: Name,
     /// MAIL FROM commands sent in clear.
     pub plaintext_mail_tx: u32,
     /// RCPT TO commands sent in clear.
@@ -321,7 +328,7 @@ pub struct SessionRecord {
     /// ec_point_formats offered by the client, in order.
     pub tls_client_point_formats: Vec<u8>,
     /// Best version the client offered ("TLSv1.3", "TLSv1.2", ... "SSLv3"), empty when none.
-    pub tls_client_max_version: String,
+    pub tls_client_max_version: Name,
     /// server_name from the ClientHello.
     pub tls_sni: String,
     /// ALPN protocols offered by the client, in order.
@@ -339,15 +346,15 @@ pub struct SessionRecord {
     /// JA4 of the ClientHello.
     pub ja4: String,
     /// Negotiated version ("SSLv3" ... "TLSv1.3"), empty when no ServerHello was seen.
-    pub tls_version: String,
+    pub tls_version: Name,
     /// Negotiated version code (supported_versions for TLS 1.3), 0 when none.
     pub tls_version_code: u16,
     /// IANA name of the negotiated cipher suite, empty when none.
-    pub tls_cipher: String,
+    pub tls_cipher: Name,
     /// Negotiated cipher suite code.
     pub tls_cipher_code: u16,
     /// Strength class of the negotiated suite: insecure, weak, secure, recommended (ciphersuite.info).
-    pub tls_cipher_class: String,
+    pub tls_cipher_class: Name,
     /// Extension types of the ServerHello, in order.
     pub tls_server_extensions: Vec<u16>,
     /// Whether the server answered with a HelloRetryRequest.
@@ -357,9 +364,9 @@ pub struct SessionRecord {
     /// Whether the TLS handshake completed.
     pub tls_established: bool,
     /// Description of the first alert seen ("handshake_failure", ...; "encrypted" when unreadable).
-    pub tls_alert: String,
+    pub tls_alert: Name,
     /// Who sent that alert: "client", "server" or empty.
-    pub tls_alert_by: String,
+    pub tls_alert_by: Name,
     /// Leaf certificate subject CN (TLS <= 1.2 only; TLS 1.3 certificates are encrypted).
     pub cert_subject_cn: String,
     /// Leaf certificate DNS and IP subjectAltNames.
@@ -420,14 +427,14 @@ impl Default for SessionRecord {
             mode: Mode::default(),
             smtp_banner_host: String::new(),
             ehlo_host: String::new(),
-            helo_verb: String::new(),
+            helo_verb: Name::Borrowed(""),
             smtp_capabilities: Vec::new(),
             starttls_offered: None,
             starttls_requested: false,
             starttls_reply: 0,
             auth_mechs: Vec::new(),
             auth_cleartext: false,
-            auth_cleartext_mech: String::new(),
+            auth_cleartext_mech: Name::Borrowed(""),
             plaintext_mail_tx: 0,
             plaintext_rcpt: 0,
             tls_client_version: 0,
@@ -437,7 +444,7 @@ impl Default for SessionRecord {
             tls_client_groups: Vec::new(),
             tls_client_sigalgs: Vec::new(),
             tls_client_point_formats: Vec::new(),
-            tls_client_max_version: String::new(),
+            tls_client_max_version: Name::Borrowed(""),
             tls_sni: String::new(),
             tls_alpn: Vec::new(),
             tls_fallback_scsv: false,
@@ -446,17 +453,17 @@ impl Default for SessionRecord {
             ja3s: String::new(),
             ja3s_hash: String::new(),
             ja4: String::new(),
-            tls_version: String::new(),
+            tls_version: Name::Borrowed(""),
             tls_version_code: 0,
-            tls_cipher: String::new(),
+            tls_cipher: Name::Borrowed(""),
             tls_cipher_code: 0,
-            tls_cipher_class: String::new(),
+            tls_cipher_class: Name::Borrowed(""),
             tls_server_extensions: Vec::new(),
             tls_hello_retry: false,
             tls_resumed: false,
             tls_established: false,
-            tls_alert: String::new(),
-            tls_alert_by: String::new(),
+            tls_alert: Name::Borrowed(""),
+            tls_alert_by: Name::Borrowed(""),
             cert_subject_cn: String::new(),
             cert_sans: Vec::new(),
             cert_issuer: String::new(),

@@ -266,7 +266,7 @@ fn worker_loop(
 ) -> WorkerStats {
     let mut table = FlowTable::new(cfg);
     let mut out = RecordOut::new(rec_tx, delivery);
-    for msg in rx {
+    for msg in &rx {
         match msg {
             ToWorker::Batch(mut batch) => {
                 if let Some(started) = batch.started {
@@ -296,7 +296,12 @@ fn worker_loop(
         gauge
             .parse_errors
             .store(table.stats.parse_errors(), Ordering::Relaxed);
-        if !out.flush() {
+        // Records go out when the queue has run dry (a quiet link gets them at once), not
+        // after every batch: under load a batch ends a dozen sessions, and a message per
+        // batch meant a fresh 256 KiB line buffer and an extra copy in the sink's writer
+        // for every dozen records (callgrind: 3 % of all-mail traffic). Full messages still
+        // go out from `push`.
+        if (rx.is_empty() && !out.flush()) || !out.connected {
             break;
         }
     }

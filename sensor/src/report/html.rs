@@ -114,7 +114,10 @@ impl HtmlReport {
             .entry(r.outcome.as_str().into())
             .or_default() += 1;
         if !r.tls_version.is_empty() {
-            *self.by_version.entry(r.tls_version.clone()).or_default() += 1;
+            *self
+                .by_version
+                .entry(r.tls_version.to_string())
+                .or_default() += 1;
             let class = if r.tls_cipher_class.is_empty() {
                 "unknown"
             } else {

@@ -118,7 +118,10 @@ impl Summary {
         *self.by_mode.entry(r.mode.as_str()).or_default() += 1;
         *self.by_outcome.entry(r.outcome.as_str()).or_default() += 1;
         if !r.tls_version.is_empty() {
-            *self.by_version.entry(r.tls_version.clone()).or_default() += 1;
+            *self
+                .by_version
+                .entry(r.tls_version.to_string())
+                .or_default() += 1;
             *self.by_cipher.entry(r.tls_cipher_code).or_default() += 1;
         }
         if r.tls_client_version != 0 {
@@ -157,7 +160,7 @@ impl Summary {
             }
         }
         if r.auth_cleartext {
-            let key = (r.client_ip, r.server_ip, r.auth_cleartext_mech.clone());
+            let key = (r.client_ip, r.server_ip, r.auth_cleartext_mech.to_string());
             if let Some(n) =
                 tracked_sorted(&mut self.auth_clear, key, &mut self.untracked_peer_sessions)
             {

@@ -145,7 +145,7 @@ pub fn classify(r: &SessionRecord) -> Option<(&'static str, String)> {
                 Some(("certificate-expired", alert))
             } else if mismatch(r) {
                 Some(("certificate-host-mismatch", alert))
-            } else if client_alert && CERT_ALERTS.contains(&r.tls_alert.as_str()) {
+            } else if client_alert && CERT_ALERTS.contains(&r.tls_alert.as_ref()) {
                 let extra = if r.cert_self_signed {
                     format!("{alert}; self-signed certificate")
                 } else {

@@ -6,7 +6,9 @@ use ipnet::IpNet;
 use mailtls_parsers::fingerprint::{FingerprintCache, Transport};
 use mailtls_parsers::registry::{alert_name, cipher_suite, version_name};
 use mailtls_parsers::Dir;
-use mailtls_storage::record::{Direction, EndReason, Mode, Outcome, SessionRecord, Timestamp};
+use mailtls_storage::record::{
+    Direction, EndReason, Mode, Name, Outcome, SessionRecord, Timestamp,
+};
 use std::net::IpAddr;
 
 /// What a record needs beyond the session itself.
@@ -58,14 +60,14 @@ pub(super) fn build(
         direction: ctx.direction(s.client.ip, s.server.ip),
         smtp_banner_host: take(&mut smtp.banner_host),
         ehlo_host: take(&mut smtp.ehlo_host),
-        helo_verb: take(&mut smtp.helo_verb),
+        helo_verb: std::mem::take(&mut smtp.helo_verb),
         smtp_capabilities: std::mem::take(&mut smtp.capabilities),
         starttls_offered: smtp.starttls_offered,
         starttls_requested: smtp.starttls_requested,
         starttls_reply: smtp.starttls_reply,
         auth_mechs: std::mem::take(&mut smtp.auth_mechs),
         auth_cleartext: smtp.auth_cleartext,
-        auth_cleartext_mech: take(&mut smtp.auth_cleartext_mech),
+        auth_cleartext_mech: std::mem::take(&mut smtp.auth_cleartext_mech),
         plaintext_mail_tx: smtp.mail_tx,
         plaintext_rcpt: smtp.rcpt,
         bytes_c2s: s.bytes[0],
@@ -88,7 +90,7 @@ pub(super) fn build(
             r.ja3_hash = fp.ja3_hash;
             r.ja4 = fp.ja4;
             r.tls_client_version = ch.legacy_version;
-            r.tls_client_max_version = version_name(ch.max_version()).to_string();
+            r.tls_client_max_version = Name::Borrowed(version_name(ch.max_version()));
             r.tls_fallback_scsv = ch.has_fallback_scsv();
             r.tls_client_versions = std::mem::take(&mut ch.versions);
             r.tls_client_ciphers = std::mem::take(&mut ch.ciphers);
@@ -103,12 +105,12 @@ pub(super) fn build(
             let fp = fingerprints.server(sh);
             r.ja3s = fp.ja3s;
             r.ja3s_hash = fp.ja3s_hash;
-            r.tls_version = version_name(sh.version).to_string();
+            r.tls_version = Name::Borrowed(version_name(sh.version));
             r.tls_version_code = sh.version;
             r.tls_cipher_code = sh.cipher;
             if let Some(cs) = cipher_suite(sh.cipher) {
-                r.tls_cipher = cs.name.to_string();
-                r.tls_cipher_class = cs.class.as_str().to_string();
+                r.tls_cipher = Name::Borrowed(cs.name);
+                r.tls_cipher_class = Name::Borrowed(cs.class.as_str());
             }
             r.tls_server_extensions = sh.extensions.clone();
         }
@@ -116,15 +118,14 @@ pub(super) fn build(
         r.tls_resumed = tls.is_resumed();
         r.tls_established = tls.is_established();
         if let Some(alert) = tls.alert {
-            r.tls_alert = match alert.description {
-                Some(d) => alert_name(d).to_string(),
-                None => "encrypted".to_string(),
-            };
-            r.tls_alert_by = match alert.by {
+            r.tls_alert = Name::Borrowed(match alert.description {
+                Some(d) => alert_name(d),
+                None => "encrypted",
+            });
+            r.tls_alert_by = Name::Borrowed(match alert.by {
                 Dir::ToServer => "client",
                 Dir::ToClient => "server",
-            }
-            .to_string();
+            });
         }
         if let Some(c) = &mut tls.certificate {
             r.cert_subject_cn = take(&mut c.subject_cn);

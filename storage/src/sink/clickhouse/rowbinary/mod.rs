@@ -98,10 +98,10 @@ fn arr_u8(out: &mut Vec<u8>, v: &[u8]) {
     out.extend_from_slice(v);
 }
 
-fn arr_str(out: &mut Vec<u8>, v: &[String]) {
+fn arr_str<S: AsRef<str>>(out: &mut Vec<u8>, v: &[S]) {
     varint(out, v.len() as u64);
     for s in v {
-        string(out, s);
+        string(out, s.as_ref());
     }
 }
 
