@@ -9,6 +9,18 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr};
 
+/// "00" to "99", two bytes each: the digits of `n` are at `2 * n`.
+static DIGIT_PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut n = 0;
+    while n < 100 {
+        t[2 * n] = b'0' + (n / 10) as u8;
+        t[2 * n + 1] = b'0' + (n % 10) as u8;
+        n += 1;
+    }
+    t
+};
+
 /// A point in time in microseconds since the Unix epoch (UTC).
 ///
 /// Serialises as RFC 3339 with exactly six fractional digits, e.g.
@@ -57,19 +69,23 @@ impl Timestamp {
         let day = doy - (153 * mp + 2) / 5 + 1;
         let month = if mp < 10 { mp + 3 } else { mp - 9 };
         let year = yoe + era * 400 + i64::from(month <= 2);
-        let mut put = |at: usize, width: usize, mut v: i64| {
-            for i in (at..at + width).rev() {
-                buf[i] = b'0' + (v % 10) as u8;
-                v /= 10;
-            }
+        // Two digits at a time from a table: a division by 10 per digit was 400
+        // instructions a timestamp (callgrind), two timestamps a record.
+        let mut put2 = |at: usize, v: i64| {
+            let i = usize::try_from(v.rem_euclid(100)).unwrap_or(0) * 2;
+            buf[at] = DIGIT_PAIRS[i];
+            buf[at + 1] = DIGIT_PAIRS[i + 1];
         };
-        put(0, 4, year);
-        put(5, 2, month);
-        put(8, 2, day);
-        put(11, 2, sod / 3600);
-        put(14, 2, sod / 60 % 60);
-        put(17, 2, sod % 60);
-        put(20, 6, micros);
+        put2(0, year / 100);
+        put2(2, year);
+        put2(5, month);
+        put2(8, day);
+        put2(11, sod / 3600);
+        put2(14, sod / 60 % 60);
+        put2(17, sod % 60);
+        put2(20, micros / 10_000);
+        put2(22, micros / 100);
+        put2(24, micros);
         for (at, c) in [
             (4, b'-'),
             (7, b'-'),
