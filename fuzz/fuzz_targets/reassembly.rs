@@ -11,7 +11,10 @@
 //! - until the first hole is skipped (or the stream may have been re-based by a SYN), every
 //!   byte the parser reads is a byte some segment carried at that sequence number (the
 //!   harness keeps its own map, wrap-around included), segments that start before stream
-//!   offset 0 included (finding R1 of fuzz/CAMPAIGN.md).
+//!   offset 0 included (finding R1 of fuzz/CAMPAIGN.md);
+//! - a twin stream fed through `insert_or_lend` (the session's zero-copy path, each lent
+//!   segment kept whole by `keep_unconsumed`) holds the same ready bytes, counters and
+//!   condemned hole as the stream fed through `insert`.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -68,6 +71,8 @@ fn byte_at(fill: u8, seq: u32) -> u8 {
 
 struct Harness {
     s: Stream,
+    /// The same operations, segments through `insert_or_lend`.
+    twin: Stream,
     cfg: StreamConfig,
     /// Sequence number of stream offset 0 as the harness sees it.
     base_seq: Option<u32>,
@@ -98,11 +103,13 @@ impl Harness {
             }
         }
         self.s.consume(n);
+        self.twin.consume(n);
         self.delivered += n as u64;
     }
 
     fn skip_hole(&mut self) {
         self.s.skip_hole(&self.cfg);
+        self.twin.skip_hole(&self.cfg);
         // The stream jumped: the harness no longer knows the offset of what is ready.
         self.exact = false;
     }
@@ -123,6 +130,9 @@ impl Harness {
         let before = self.s.ready().len();
         let counting = self.s.is_counting_only();
         let added = self.s.insert(seq, &payload, &self.cfg);
+        if let Some(lent) = self.twin.insert_or_lend(seq, &payload, &self.cfg) {
+            self.twin.keep_unconsumed(lent);
+        }
         assert_eq!(
             added,
             self.s.ready().len() - before,
@@ -136,6 +146,14 @@ impl Harness {
 
     fn check(&self) {
         let s = &self.s;
+        assert_eq!(
+            self.twin.ready(),
+            s.ready(),
+            "lending changed the ready bytes"
+        );
+        assert_eq!(self.twin.buffered(), s.buffered());
+        assert_eq!(self.twin.stats, s.stats);
+        assert_eq!(self.twin.hole_condemned(), s.hole_condemned());
         assert!(
             s.buffered() <= self.cfg.max_buffer,
             "{} > {}",
@@ -161,6 +179,7 @@ fuzz_target!(|input: Input| {
     };
     let mut h = Harness {
         s: Stream::default(),
+        twin: Stream::default(),
         cfg,
         base_seq: None,
         seen: HashMap::new(),
@@ -170,6 +189,7 @@ fuzz_target!(|input: Input| {
     };
     if input.syn_first {
         h.s.on_syn(input.base.wrapping_sub(1));
+        h.twin.on_syn(input.base.wrapping_sub(1));
         h.base_seq = Some(input.base);
     }
     let rel = |r: i16| input.base.wrapping_add(r as i32 as u32);
@@ -177,13 +197,20 @@ fuzz_target!(|input: Input| {
         match *op {
             Op::Insert { rel: r, len, fill } => h.insert(rel(r), len, fill),
             Op::InsertAbs { seq, len, fill } => h.insert(seq, len, fill),
-            Op::Ack { rel: r } => h.s.on_peer_ack(rel(r)),
+            Op::Ack { rel: r } => {
+                h.s.on_peer_ack(rel(r));
+                h.twin.on_peer_ack(rel(r));
+            }
             Op::Consume { n } => h.consume(usize::from(n)),
             Op::SkipHole => h.skip_hole(),
-            Op::CondemnHole => h.s.condemn_hole(),
+            Op::CondemnHole => {
+                h.s.condemn_hole();
+                h.twin.condemn_hole();
+            }
             Op::Syn { rel: r } => {
                 let was = h.s.started();
                 h.s.on_syn(rel(r).wrapping_sub(1));
+                h.twin.on_syn(rel(r).wrapping_sub(1));
                 if !was || h.delivered == 0 {
                     // The stream may have been re-based.
                     h.exact = false;
@@ -191,6 +218,7 @@ fuzz_target!(|input: Input| {
             }
             Op::StopBuffering => {
                 h.s.stop_buffering();
+                h.twin.stop_buffering();
                 assert_eq!(h.s.buffered(), 0);
                 assert!(h.s.ready().is_empty());
             }
@@ -206,6 +234,7 @@ fuzz_target!(|input: Input| {
     }
     // The end of a flow: condemn and skip until nothing waits.
     h.s.condemn_hole();
+    h.twin.condemn_hole();
     for _ in 0..cfg.max_segments + 2 {
         if !h.s.hole_condemned() {
             break;

@@ -329,13 +329,14 @@ fn upper8(w: u64) -> u64 {
 /// cost an allocation, and in the sink stage a free, before).
 pub fn upper_word(word: &[u8]) -> Word {
     if word.len() <= LONGEST_KNOWN {
-        let mut buf = [0u8; 24];
-        buf[..word.len()].copy_from_slice(word);
+        // Packed in registers, a byte at a time: copying the word into a buffer first and
+        // loading that as words stalled on store forwarding (perf: 40 % of this function).
         let mut packed = [0u64; 3];
-        for (p, chunk) in packed.iter_mut().zip(buf.chunks_exact(8)) {
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(chunk);
-            *p = upper8(u64::from_le_bytes(bytes));
+        for (i, b) in word.iter().enumerate() {
+            packed[i / 8] |= u64::from(*b) << (8 * (i % 8));
+        }
+        for p in &mut packed {
+            *p = upper8(*p);
         }
         // Known words are printable ASCII, and a hit must have the word's length (a NUL
         // in the input packs like padding), so a hit is exactly what `upper_lossy` makes.

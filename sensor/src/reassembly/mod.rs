@@ -47,6 +47,16 @@ pub struct StreamStats {
     pub overflows: u32,
 }
 
+/// Where [`Stream::accept`] put a segment's bytes.
+enum Accepted<'p> {
+    /// Stored out of order (and drained if that closed a hole), or dropped as old or empty.
+    Stored,
+    /// In order: to append to the ready buffer.
+    Append(&'p [u8]),
+    /// In order, buffers empty: taken in without a copy, for the parser to read in place.
+    Lent(&'p [u8]),
+}
+
 /// One direction of a TCP connection.
 #[derive(Debug, Default)]
 pub struct Stream {
@@ -96,12 +106,59 @@ impl Stream {
 
     /// Adds a segment. Returns the number of new bytes made ready for the parser.
     pub fn insert(&mut self, seq: u32, payload: &[u8], cfg: &StreamConfig) -> usize {
+        let before = self.ready.len();
+        if let Accepted::Append(bytes) = self.accept(seq, payload, cfg, false) {
+            self.append_ready(bytes, cfg);
+        }
+        self.ready.len().saturating_sub(before)
+    }
+
+    /// Like [`Stream::insert`], except that a segment which continues the stream while
+    /// nothing waits in the buffers is not copied: its new bytes are lent back, for the
+    /// parser to read where they lie, and count as taken in. The caller then hands what the
+    /// parser left of them to [`Stream::keep_unconsumed`] (the usual segment holds whole
+    /// lines or records, so nothing is copied at all).
+    pub fn insert_or_lend<'p>(
+        &mut self,
+        seq: u32,
+        payload: &'p [u8],
+        cfg: &StreamConfig,
+    ) -> Option<&'p [u8]> {
+        match self.accept(seq, payload, cfg, true) {
+            Accepted::Lent(bytes) => Some(bytes),
+            Accepted::Append(bytes) => {
+                self.append_ready(bytes, cfg);
+                None
+            }
+            Accepted::Stored => None,
+        }
+    }
+
+    /// Buffers the bytes of a lent segment (see [`Stream::insert_or_lend`]) that the parser
+    /// did not consume; nothing once the stream only counts.
+    pub fn keep_unconsumed(&mut self, rest: &[u8]) {
+        if !self.counting_only {
+            // Fits: the buffers were empty when the bytes were lent, and a segment is lent
+            // only when it fits the buffer cap.
+            self.ready.extend_from_slice(rest);
+        }
+    }
+
+    /// Places a segment: stored out of order (or dropped as old), or in order, to append
+    /// or (with `lend`, when the buffers are empty) to lend.
+    fn accept<'p>(
+        &mut self,
+        seq: u32,
+        payload: &'p [u8],
+        cfg: &StreamConfig,
+        lend: bool,
+    ) -> Accepted<'p> {
         if payload.is_empty() {
-            return 0;
+            return Accepted::Stored;
         }
         let base = *self.base_seq.get_or_insert(seq);
         if self.counting_only {
-            return 0;
+            return Accepted::Stored;
         }
         let start = self.offset_of(base, seq);
         // Bytes before offset 0 belong to nothing this stream delivers: cut them off.
@@ -111,7 +168,7 @@ impl Stream {
                 Some(rest) if !rest.is_empty() => (0u64, rest),
                 _ => {
                     bump(&mut self.stats.retransmissions);
-                    return 0;
+                    return Accepted::Stored;
                 }
             }
         } else {
@@ -120,14 +177,21 @@ impl Stream {
         let end = start + payload.len() as u64;
         if end <= self.next {
             bump(&mut self.stats.retransmissions);
-            return 0;
+            return Accepted::Stored;
         }
-        let before = self.ready.len();
         if start <= self.next && self.out_of_order.is_empty() {
             // The common case: in order, nothing waiting that could overlap.
             let skip = (self.next - start) as usize;
-            self.append_ready(&payload[skip..], cfg);
-            return self.ready.len().saturating_sub(before);
+            let bytes = &payload[skip..];
+            if lend
+                && self.ready.is_empty()
+                && !self.hole_condemned
+                && bytes.len() <= cfg.max_buffer
+            {
+                self.next += bytes.len() as u64;
+                return Accepted::Lent(bytes);
+            }
+            return Accepted::Append(bytes);
         }
         // Out of order, or in order over waiting segments: the first copy of every byte wins,
         // so the new bytes go through the same trimming as any out-of-order segment.
@@ -139,7 +203,7 @@ impl Stream {
         };
         self.store_out_of_order(start, payload, cfg);
         self.drain_out_of_order(cfg);
-        self.ready.len().saturating_sub(before)
+        Accepted::Stored
     }
 
     fn append_ready(&mut self, bytes: &[u8], cfg: &StreamConfig) {
@@ -321,6 +385,89 @@ mod tests {
         assert_eq!(s.stats.retransmissions, 1);
         s.consume(6);
         assert_eq!(s.ready(), b"world!");
+    }
+
+    /// A parser that consumes whole lines (up to the last `\n`), as the SMTP parser does.
+    fn whole_lines(bytes: &[u8]) -> usize {
+        bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)
+    }
+
+    #[test]
+    fn lending_gives_the_parser_what_buffering_gives_it() {
+        // In order, a line split over segments, a retransmission, a segment past a hole,
+        // the hole's filler, a segment overlapping what was read, one before the ISN.
+        let segments: [(u32, &[u8]); 8] = [
+            (1000, b"220 mx ESMTP\r\n"),
+            (1014, b"250-mx\r\n250-PIPE"),
+            (1030, b"LINING\r\n"),
+            (1014, b"250-mx\r\n"),
+            (1050, b"250 SIZE\r\n"),
+            (1038, b"250-8BITMIME"),
+            (1045, b"MIME\r\n250 SIZE\r\n250 X"),
+            (990, b"0123456789220 mx"),
+        ];
+        let (mut copied, mut lent) = (Stream::default(), Stream::default());
+        copied.on_syn(999);
+        lent.on_syn(999);
+        let (mut read_copied, mut read_lent) = (Vec::new(), Vec::new());
+        let mut lent_count = 0;
+        for (seq, data) in segments {
+            copied.insert(seq, data, &cfg());
+            let n = whole_lines(copied.ready());
+            read_copied.extend_from_slice(&copied.ready()[..n]);
+            copied.consume(n);
+
+            match lent.insert_or_lend(seq, data, &cfg()) {
+                Some(bytes) => {
+                    lent_count += 1;
+                    assert!(lent.ready().is_empty());
+                    let n = whole_lines(bytes);
+                    read_lent.extend_from_slice(&bytes[..n]);
+                    lent.keep_unconsumed(&bytes[n..]);
+                }
+                None => {
+                    let n = whole_lines(lent.ready());
+                    read_lent.extend_from_slice(&lent.ready()[..n]);
+                    lent.consume(n);
+                }
+            }
+            assert_eq!(lent.ready(), copied.ready(), "after seq {seq}");
+            assert_eq!(lent.stats, copied.stats, "after seq {seq}");
+            assert_eq!(lent.next, copied.next, "after seq {seq}");
+        }
+        assert_eq!(read_lent, read_copied);
+        // Lent: the first two segments and the one overlapping what was already read (the
+        // buffers were empty each time); not lent: the one behind a partial line, the
+        // segment past the hole and its filler.
+        assert_eq!(lent_count, 3);
+    }
+
+    #[test]
+    fn a_lent_segment_is_not_kept_once_the_stream_only_counts() {
+        let mut s = Stream::default();
+        s.on_syn(999);
+        let bytes = s
+            .insert_or_lend(1000, b"220 mx", &cfg())
+            .map(<[u8]>::to_vec);
+        assert_eq!(bytes.as_deref(), Some(&b"220 mx"[..]));
+        s.stop_buffering();
+        s.keep_unconsumed(b"220 mx");
+        assert!(s.ready().is_empty());
+        // Once counting, nothing is lent either.
+        assert_eq!(s.insert_or_lend(1006, b"\r\n", &cfg()), None);
+    }
+
+    #[test]
+    fn a_segment_over_the_buffer_cap_is_not_lent() {
+        let small = StreamConfig {
+            max_buffer: 4,
+            ..StreamConfig::default()
+        };
+        let mut s = Stream::default();
+        s.on_syn(999);
+        assert_eq!(s.insert_or_lend(1000, b"220 mx", &small), None);
+        assert_eq!(s.ready(), b"220 ");
+        assert_eq!(s.stats.overflows, 1);
     }
 
     #[test]

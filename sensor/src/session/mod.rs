@@ -16,6 +16,42 @@ use mailtls_parsers::tls::{record as tls_record, CertCache, TlsParser};
 use mailtls_parsers::Dir;
 use mailtls_storage::record::EndReason;
 
+/// A segment whose bytes the parsers read where they lie (see
+/// [`Stream::insert_or_lend`]): for stream `dir` they stand in for its (empty) buffer while
+/// the session processes the packet.
+#[derive(Debug, Clone, Copy)]
+struct Lent<'p> {
+    /// Index of the stream the bytes belong to; 2 for none.
+    dir: usize,
+    /// The bytes not consumed yet.
+    bytes: &'p [u8],
+}
+
+impl Lent<'static> {
+    /// No lent segment: every stream reads its buffer.
+    fn none() -> Self {
+        Lent { dir: 2, bytes: &[] }
+    }
+}
+
+/// The bytes ready for the parser of stream `d`.
+fn ready_of<'a>(streams: &'a [Stream; 2], lent: Lent<'a>, d: usize) -> &'a [u8] {
+    if lent.dir == d {
+        lent.bytes
+    } else {
+        streams[d].ready()
+    }
+}
+
+/// Marks `n` ready bytes of stream `d` as consumed.
+fn consume(streams: &mut [Stream; 2], lent: &mut Lent<'_>, d: usize, n: usize) {
+    if lent.dir == d {
+        lent.bytes = lent.bytes.get(n..).unwrap_or_default();
+    } else {
+        streams[d].consume(n);
+    }
+}
+
 /// Which parser reads the bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Layer {
@@ -181,20 +217,27 @@ impl Session {
         if let Some(ack) = ack {
             self.streams[1 - d].on_peer_ack(ack);
         }
-        if !payload.is_empty() {
-            self.streams[d].insert(seq, payload, env.stream);
-        }
+        let lent = self.streams[d].insert_or_lend(seq, payload, env.stream);
         self.fin[d] |= fin;
         self.rst |= rst;
-        self.process(ts, env);
+        match lent {
+            None => self.process(ts, env, &mut Lent::none()),
+            Some(bytes) => {
+                // The parsers read the segment where it lies; only what they leave of it
+                // (a partial line or record) is copied into the stream's buffer.
+                let mut lent = Lent { dir: d, bytes };
+                self.process(ts, env, &mut lent);
+                self.streams[d].keep_unconsumed(lent.bytes);
+            }
+        }
     }
 
     /// Runs the parsers over whatever is ready, skipping condemned holes, until nothing moves.
-    fn process(&mut self, ts: i64, env: &mut Parsing<'_>) {
+    fn process(&mut self, ts: i64, env: &mut Parsing<'_>, lent: &mut Lent<'_>) {
         for _ in 0..64 {
             let mut moved = false;
             for dir in [Dir::ToServer, Dir::ToClient] {
-                moved |= self.step(dir, ts, env);
+                moved |= self.step(dir, ts, env, lent);
             }
             if !moved {
                 break;
@@ -203,20 +246,20 @@ impl Session {
     }
 
     /// One parsing step on one direction; returns whether anything was consumed or skipped.
-    fn step(&mut self, dir: Dir, ts: i64, env: &mut Parsing<'_>) -> bool {
+    fn step(&mut self, dir: Dir, ts: i64, env: &mut Parsing<'_>, lent: &mut Lent<'_>) -> bool {
         let d = dir.index();
         if self.layer == Layer::Done {
             return false;
         }
-        if self.layer == Layer::Undecided && !self.decide_layer(dir) {
+        if self.layer == Layer::Undecided && !self.decide_layer(dir, *lent) {
             return self.maybe_skip_hole(dir, env.stream);
         }
-        let ready = self.streams[d].ready();
+        let ready = ready_of(&self.streams, *lent, d);
         let used = match self.layer {
             Layer::Smtp if dir == Dir::ToServer && self.smtp.awaiting_starttls_reply() => {
                 if tls_record::looks_like_client_hello(ready)
                     && (self.server_gap_pending_starttls
-                        || tls_record::looks_like_tls(self.streams[1].ready()))
+                        || tls_record::looks_like_tls(ready_of(&self.streams, *lent, 1)))
                 {
                     // The 220 was lost, but TLS follows STARTTLS on both sides.
                     self.smtp.force_tls();
@@ -239,8 +282,8 @@ impl Session {
                         if self.smtp.phase() == Phase::Dialogue
                             && !self.smtp.summary.starttls_requested
                         {
-                            self.streams[d].consume(at);
-                            self.upgrade_without_starttls();
+                            consume(&mut self.streams, lent, d, at);
+                            self.upgrade_without_starttls(*lent);
                             return true;
                         }
                         used
@@ -254,7 +297,7 @@ impl Session {
             },
             Layer::Undecided | Layer::Done => 0,
         };
-        self.streams[d].consume(used);
+        consume(&mut self.streams, lent, d, used);
         self.after_parse();
         let skipped = self.maybe_skip_hole(dir, env.stream);
         used > 0 || skipped
@@ -280,12 +323,11 @@ impl Session {
 
     /// Switches to TLS on a ClientHello that no SMTP STARTTLS announced; whatever the server
     /// sent last in clear is skipped by the TLS parser's resync.
-    fn upgrade_without_starttls(&mut self) {
+    fn upgrade_without_starttls(&mut self, lent: Lent<'_>) {
         self.layer = Layer::Tls;
         let mut tls = Box::<TlsParser>::default();
-        if !self.streams[1].ready().is_empty()
-            && !tls_record::looks_like_tls(self.streams[1].ready())
-        {
+        let server = ready_of(&self.streams, lent, 1);
+        if !server.is_empty() && !tls_record::looks_like_tls(server) {
             tls.gap(Dir::ToClient);
         }
         self.tls = Some(tls);
@@ -323,8 +365,8 @@ impl Session {
     }
 
     /// Chooses SMTP or TLS from the first bytes; false while there are too few to tell.
-    fn decide_layer(&mut self, dir: Dir) -> bool {
-        let ready = self.streams[dir.index()].ready();
+    fn decide_layer(&mut self, dir: Dir, lent: Lent<'_>) -> bool {
+        let ready = ready_of(&self.streams, lent, dir.index());
         if ready.is_empty() {
             return false;
         }
@@ -364,10 +406,10 @@ impl Session {
             self.streams[1].condemn_hole();
             if !self.streams[0].hole_condemned() && !self.streams[1].hole_condemned() {
                 // Bytes short of a whole line/record stay unparsed: nothing more will come.
-                self.process(self.last_ts, env);
+                self.process(self.last_ts, env, &mut Lent::none());
                 break;
             }
-            self.process(self.last_ts, env);
+            self.process(self.last_ts, env, &mut Lent::none());
         }
         let reason = if reason == EndReason::InProgress {
             reason
