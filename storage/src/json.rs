@@ -226,25 +226,11 @@ impl Writer<'_> {
             return;
         }
         let mut start = 0;
-        let mut i = 0;
-        while i < bytes.len() {
-            // Eight bytes at a time while none of them needs escaping (the common case: host
-            // names, JA3 strings, certificate names).
-            if let Some(chunk) = bytes.get(i..i + 8) {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(chunk);
-                if !needs_escape(u64::from_le_bytes(word)) {
-                    i += 8;
-                    continue;
-                }
-            }
-            let b = bytes[i];
+        for (i, &b) in bytes.iter().enumerate() {
             let esc = ESCAPE[usize::from(b)];
-            i += 1;
             if esc == 0 {
                 continue;
             }
-            let i = i - 1;
             self.out.extend_from_slice(&bytes[start..i]);
             start = i + 1;
             match esc {
@@ -318,24 +304,10 @@ impl Writer<'_> {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// Whether any of the eight bytes of `w` is a control character (< 0x20), `"` or `\`
-/// (the classic SWAR tests for "a byte below n" and "a zero byte", with no false negatives;
-/// a false positive only sends the chunk through the byte loop).
-#[inline]
-fn needs_escape(w: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let below_space = w.wrapping_sub(ONES * 0x20) & !w;
-    let q = w ^ (ONES * u64::from(b'"'));
-    let quote = q.wrapping_sub(ONES) & !q;
-    let s = w ^ (ONES * u64::from(b'\\'));
-    let backslash = s.wrapping_sub(ONES) & !s;
-    (below_space | quote | backslash) & HIGH != 0
-}
-
 /// Whether any byte of `bytes` is a control character, `"` or `\\`. Without an early exit,
-/// so that it compiles to 16-byte vector compares: a third of the instructions of the
-/// eight-bytes-at-a-time loop of [`Writer::str`] on the strings of real records.
+/// so that it compiles to 16-byte vector compares (a third of the instructions of the
+/// eight-bytes-at-a-time test it replaced); only strings it flags go through the escaping
+/// loop of [`Writer::str`].
 #[inline]
 fn any_needs_escape(bytes: &[u8]) -> bool {
     bytes.iter().fold(false, |any, &b| {

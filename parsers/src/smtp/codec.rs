@@ -197,7 +197,7 @@ pub type Word = Cow<'static, str>;
 
 /// The words servers and clients use (capability keywords of the IANA "SMTP Service
 /// Extensions" registry and common private ones, SASL mechanisms, greeting verbs),
-/// upper-cased and kept sorted (a test checks it) so that a new one finds its place.
+/// upper-cased and sorted by their bytes for [`upper_word`]'s binary search (a test checks it).
 pub const KNOWN_WORDS: [&str; 58] = [
     "8BITMIME",
     "ANONYMOUS",
@@ -259,99 +259,18 @@ pub const KNOWN_WORDS: [&str; 58] = [
     "XUSR",
 ];
 
-/// The longest of [`KNOWN_WORDS`]: longer words are never looked up.
-const LONGEST_KNOWN: usize = 19;
-
-/// A word of at most 24 bytes as three integers, zero-padded (equal words, equal packs).
-type Packed = [u64; 3];
-
-const fn pack(word: &[u8]) -> Packed {
-    let mut out = [0u64; 3];
-    let mut i = 0;
-    while i < word.len() && i < 24 {
-        out[i / 8] |= (word[i] as u64) << (8 * (i % 8));
-        i += 1;
-    }
-    out
-}
-
-/// [`KNOWN_WORDS`] packed, in the same order.
-static KNOWN_PACKED: [Packed; KNOWN_WORDS.len()] = {
-    let mut out = [[0u64; 3]; KNOWN_WORDS.len()];
-    let mut i = 0;
-    while i < KNOWN_WORDS.len() {
-        out[i] = pack(KNOWN_WORDS[i].as_bytes());
-        i += 1;
-    }
-    out
-};
-
-/// Bits of a [`KNOWN_TABLE`] slot number: 128 slots for the 58 words, so most lookups
-/// probe one slot.
-const TABLE_BITS: u32 = 7;
-
-const fn slot_of(p: &Packed) -> usize {
-    let h = p[0] ^ p[1].rotate_left(21) ^ p[2].rotate_left(42);
-    (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - TABLE_BITS)) as usize
-}
-
-/// Open-addressing table (linear probing) of [`KNOWN_WORDS`]: a slot holds the index of a
-/// word plus one, 0 when empty. Built at compile time; never full, so a probe ends.
-static KNOWN_TABLE: [u8; 1 << TABLE_BITS] = {
-    let mut table = [0u8; 1 << TABLE_BITS];
-    let mut i = 0;
-    while i < KNOWN_WORDS.len() {
-        let mut s = slot_of(&KNOWN_PACKED[i]);
-        while table[s] != 0 {
-            s = (s + 1) & ((1 << TABLE_BITS) - 1);
-        }
-        table[s] = (i + 1) as u8;
-        i += 1;
-    }
-    table
-};
-
-/// ASCII upper case of eight bytes at once (bytes outside `a..=z`, non-ASCII included,
-/// stay as they are).
-fn upper8(w: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = ONES * 0x80;
-    let low7 = w & !HIGH;
-    // High bit of a byte set when its low seven bits are >= 'a', resp. > 'z'.
-    let from_a = low7 + ONES * (0x80 - u64::from(b'a'));
-    let past_z = low7 + ONES * (0x7f - u64::from(b'z'));
-    let lower = from_a & !past_z & !w & HIGH;
-    w ^ (lower >> 2)
-}
-
 /// [`upper_lossy`] of `word`, without allocating when that is one of [`KNOWN_WORDS`]
 /// (every capability and mechanism of nearly every session: nine words a session that each
 /// cost an allocation, and in the sink stage a free, before).
 pub fn upper_word(word: &[u8]) -> Word {
-    if word.len() <= LONGEST_KNOWN {
-        // Packed in registers, a byte at a time: copying the word into a buffer first and
-        // loading that as words stalled on store forwarding (perf: 40 % of this function).
-        let mut packed = [0u64; 3];
-        for (i, b) in word.iter().enumerate() {
-            packed[i / 8] |= u64::from(*b) << (8 * (i % 8));
-        }
-        for p in &mut packed {
-            *p = upper8(*p);
-        }
-        // Known words are printable ASCII, and a hit must have the word's length (a NUL
-        // in the input packs like padding), so a hit is exactly what `upper_lossy` makes.
-        let mut s = slot_of(&packed);
-        while let Some(&entry) = KNOWN_TABLE.get(s).filter(|e| **e != 0) {
-            let i = usize::from(entry - 1);
-            if KNOWN_PACKED.get(i) == Some(&packed) {
-                if let Some(known) = KNOWN_WORDS.get(i).filter(|k| k.len() == word.len()) {
-                    return Cow::Borrowed(known);
-                }
-            }
-            s = (s + 1) & ((1 << TABLE_BITS) - 1);
-        }
+    // Binary search comparing the upper-cased word byte by byte, in place: no buffer, no
+    // `memcmp` call per probe. A word with a non-ASCII byte matches nothing (the known words
+    // are ASCII), so a hit is exactly what `upper_lossy` would have made.
+    let upper = || word.iter().map(u8::to_ascii_uppercase);
+    match KNOWN_WORDS.binary_search_by(|k| k.bytes().cmp(upper())) {
+        Ok(i) => Cow::Borrowed(KNOWN_WORDS[i]),
+        Err(_) => Cow::Owned(upper_lossy(word)),
     }
-    Cow::Owned(upper_lossy(word))
 }
 
 fn trim_start(b: &[u8]) -> &[u8] {
@@ -422,27 +341,10 @@ mod tests {
     }
 
     #[test]
-    fn known_words_are_sorted_upper_case_and_fit_the_lookup() {
+    fn known_words_are_sorted_and_upper_case() {
         assert!(KNOWN_WORDS.windows(2).all(|w| w[0] < w[1]));
-        for (i, p) in KNOWN_PACKED.iter().enumerate() {
-            assert_eq!(KNOWN_PACKED.iter().position(|q| q == p), Some(i));
-        }
         for w in KNOWN_WORDS {
             assert_eq!(upper_lossy(w.as_bytes()), *w);
-        }
-        assert_eq!(
-            KNOWN_WORDS.iter().map(|w| w.len()).max(),
-            Some(LONGEST_KNOWN)
-        );
-    }
-
-    #[test]
-    fn upper8_is_ascii_upper_case_of_each_byte() {
-        for b in 0..=255u8 {
-            let w = u64::from_le_bytes([b, b'a', b'z', b'A', 0x7f, 0xe1, b'{', b'`']);
-            let got = upper8(w).to_le_bytes();
-            assert_eq!(got[0], b.to_ascii_uppercase(), "{b:#x}");
-            assert_eq!(&got[1..], &[b'A', b'Z', b'A', 0x7f, 0xe1, b'{', b'`']);
         }
     }
 

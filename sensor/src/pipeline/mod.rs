@@ -301,7 +301,10 @@ fn worker_loop(
         // batch meant a fresh 256 KiB line buffer and an extra copy in the sink's writer
         // for every dozen records (callgrind: 3 % of all-mail traffic). Full messages still
         // go out from `push`.
-        if (rx.is_empty() && !out.flush()) || !out.connected {
+        if rx.is_empty() {
+            out.flush();
+        }
+        if !out.connected {
             break;
         }
     }
@@ -333,9 +336,10 @@ const RECORDS_PER_MESSAGE: usize = 256;
 const LINES_CAPACITY: usize = 256 * 1024;
 const RECORD_ROOM: usize = 4096;
 
-/// A worker's outgoing records: sent in messages of at most [`RECORDS_PER_MESSAGE`] as they
-/// are emitted, so an eviction wave or the final drain never holds more than one message per
-/// worker (plus the bounded channel) in memory.
+/// A worker's outgoing records: sent in messages of at most [`RECORDS_PER_MESSAGE`] (a full
+/// message goes out at once, so an eviction wave or the final drain never holds more than
+/// one message per worker, plus the bounded channel, in memory), and whatever is pending
+/// whenever the worker's queue runs dry.
 struct RecordOut {
     tx: Sender<SinkMsg>,
     delivery: Delivery,

@@ -2,6 +2,7 @@
 //! SVG, tables; no JavaScript, no external URL (it opens offline, from a mail attachment).
 
 use super::minversion::MinVersion;
+use mailtls_storage::record::Name;
 use mailtls_storage::SessionRecord;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -13,7 +14,7 @@ pub struct HtmlReport {
     by_direction: BTreeMap<String, u64>,
     by_mode: BTreeMap<String, u64>,
     by_outcome: BTreeMap<String, u64>,
-    by_version: BTreeMap<String, u64>,
+    by_version: BTreeMap<Name, u64>,
     by_class: BTreeMap<String, u64>,
     below12: MinVersion,
 }
@@ -94,8 +95,8 @@ pub fn bar_chart(title: &str, rows: &[(String, u64)]) -> String {
     o
 }
 
-fn sorted(m: &BTreeMap<String, u64>) -> Vec<(String, u64)> {
-    let mut v: Vec<_> = m.iter().map(|(k, v)| (k.clone(), *v)).collect();
+fn sorted<K: ToString>(m: &BTreeMap<K, u64>) -> Vec<(String, u64)> {
+    let mut v: Vec<_> = m.iter().map(|(k, v)| (k.to_string(), *v)).collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     v
 }
@@ -114,10 +115,7 @@ impl HtmlReport {
             .entry(r.outcome.as_str().into())
             .or_default() += 1;
         if !r.tls_version.is_empty() {
-            *self
-                .by_version
-                .entry(r.tls_version.to_string())
-                .or_default() += 1;
+            *self.by_version.entry(r.tls_version.clone()).or_default() += 1;
             let class = if r.tls_cipher_class.is_empty() {
                 "unknown"
             } else {

@@ -19,6 +19,7 @@ use crate::session::RecordContext;
 use std::process::ExitCode;
 
 use mailtls_parsers::registry::{cipher_suite, version_name, version_rank};
+use mailtls_storage::record::Name;
 use mailtls_storage::{SessionRecord, Timestamp};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
@@ -67,14 +68,14 @@ pub struct Summary {
     sessions: u64,
     by_mode: BTreeMap<&'static str, u64>,
     by_outcome: BTreeMap<&'static str, u64>,
-    by_version: BTreeMap<String, u64>,
+    by_version: BTreeMap<Name, u64>,
     by_cipher: HashMap<u16, u64>,
     /// Clients by best version they ever offered (only sessions with a ClientHello).
     clients: HashMap<IpAddr, Peer>,
     /// Servers by best version they ever negotiated.
     servers: HashMap<IpAddr, Peer>,
     refusals: BTreeMap<(IpAddr, u16), u64>,
-    auth_clear: BTreeMap<(IpAddr, IpAddr, String), u64>,
+    auth_clear: BTreeMap<(IpAddr, IpAddr, Name), u64>,
     failed_by_alert: BTreeMap<String, u64>,
     /// Sessions of peers not tracked because their table was full ([`MAX_PEERS`]).
     untracked_peer_sessions: u64,
@@ -118,10 +119,7 @@ impl Summary {
         *self.by_mode.entry(r.mode.as_str()).or_default() += 1;
         *self.by_outcome.entry(r.outcome.as_str()).or_default() += 1;
         if !r.tls_version.is_empty() {
-            *self
-                .by_version
-                .entry(r.tls_version.to_string())
-                .or_default() += 1;
+            *self.by_version.entry(r.tls_version.clone()).or_default() += 1;
             *self.by_cipher.entry(r.tls_cipher_code).or_default() += 1;
         }
         if r.tls_client_version != 0 {
@@ -160,7 +158,7 @@ impl Summary {
             }
         }
         if r.auth_cleartext {
-            let key = (r.client_ip, r.server_ip, r.auth_cleartext_mech.to_string());
+            let key = (r.client_ip, r.server_ip, r.auth_cleartext_mech.clone());
             if let Some(n) =
                 tracked_sorted(&mut self.auth_clear, key, &mut self.untracked_peer_sessions)
             {
@@ -202,7 +200,7 @@ impl Summary {
         let tls_total: u64 = self.by_version.values().sum();
         counts(
             &mut o,
-            self.by_version.iter().map(|(k, v)| (k.clone(), *v)),
+            self.by_version.iter().map(|(k, v)| (k.to_string(), *v)),
             tls_total,
         );
 
