@@ -255,6 +255,13 @@ impl Session {
             return self.maybe_skip_hole(dir, env.stream);
         }
         let ready = ready_of(&self.streams, *lent, d);
+        if ready.is_empty() {
+            // Most steps: a packet makes `process` step both directions twice, and one of
+            // them has nothing to read. Every parser consumes nothing from nothing, so none
+            // is called; what follows a parse (phase change, hole check) still runs.
+            self.after_parse();
+            return self.maybe_skip_hole(dir, env.stream);
+        }
         let used = match self.layer {
             Layer::Smtp if dir == Dir::ToServer && self.smtp.awaiting_starttls_reply() => {
                 if tls_record::looks_like_client_hello(ready)
