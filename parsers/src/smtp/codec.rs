@@ -4,6 +4,7 @@
 //! as CRLF, and 8-bit bytes are carried through as bytes.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 
 /// A server reply line: `DDD-text` (continuation) or `DDD text` / `DDD` (last line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,80 +198,98 @@ pub type Word = Cow<'static, str>;
 
 /// The words servers and clients use (capability keywords of the IANA "SMTP Service
 /// Extensions" registry and common private ones, SASL mechanisms, greeting verbs),
-/// upper-cased and sorted by their bytes for [`upper_word`]'s binary search (a test checks it).
+/// upper-cased and sorted by length, then by their bytes, for [`upper_word`]'s binary search
+/// (a test checks it).
 pub const KNOWN_WORDS: [&str; 58] = [
-    "8BITMIME",
-    "ANONYMOUS",
+    "DSN",
     "ATRN",
     "AUTH",
-    "BINARYMIME",
     "BURL",
-    "CHECKPOINT",
-    "CHUNKING",
-    "CONNEG",
-    "CONPERM",
-    "CRAM-MD5",
-    "DELIVERBY",
-    "DIGEST-MD5",
-    "DSN",
     "EHLO",
-    "ENHANCEDSTATUSCODES",
     "ETRN",
     "EXPN",
-    "EXTERNAL",
-    "FUTURERELEASE",
-    "GSSAPI",
     "HELO",
     "HELP",
     "LHLO",
-    "LIMITS",
-    "LOGIN",
-    "MT-PRIORITY",
     "MTRK",
-    "NO-SOLICITING",
     "NTLM",
-    "OAUTHBEARER",
     "ONEX",
-    "PIPELINING",
-    "PLAIN",
-    "REQUIRETLS",
     "RRVS",
     "SAML",
-    "SCRAM-SHA-1",
-    "SCRAM-SHA-1-PLUS",
-    "SCRAM-SHA-256",
-    "SCRAM-SHA-256-PLUS",
     "SEND",
     "SIZE",
-    "SMTPUTF8",
     "SOML",
-    "STARTTLS",
     "TURN",
     "VERB",
     "VRFY",
-    "X-ANONYMOUSTLS",
+    "XUSR",
+    "LOGIN",
+    "PLAIN",
+    "XRDST",
+    "CONNEG",
+    "GSSAPI",
+    "LIMITS",
     "X-EXPS",
-    "X-LINK2STATE",
+    "CONPERM",
     "XCLIENT",
     "XEXCH50",
-    "XFORWARD",
     "XOAUTH2",
-    "XRDST",
-    "XUSR",
+    "8BITMIME",
+    "CHUNKING",
+    "CRAM-MD5",
+    "EXTERNAL",
+    "SMTPUTF8",
+    "STARTTLS",
+    "XFORWARD",
+    "ANONYMOUS",
+    "DELIVERBY",
+    "BINARYMIME",
+    "CHECKPOINT",
+    "DIGEST-MD5",
+    "PIPELINING",
+    "REQUIRETLS",
+    "MT-PRIORITY",
+    "OAUTHBEARER",
+    "SCRAM-SHA-1",
+    "X-LINK2STATE",
+    "FUTURERELEASE",
+    "NO-SOLICITING",
+    "SCRAM-SHA-256",
+    "X-ANONYMOUSTLS",
+    "SCRAM-SHA-1-PLUS",
+    "SCRAM-SHA-256-PLUS",
+    "ENHANCEDSTATUSCODES",
 ];
 
 /// [`upper_lossy`] of `word`, without allocating when that is one of [`KNOWN_WORDS`]
 /// (every capability and mechanism of nearly every session: nine words a session that each
 /// cost an allocation, and in the sink stage a free, before).
 pub fn upper_word(word: &[u8]) -> Word {
-    // Binary search comparing the upper-cased word byte by byte, in place: no buffer, no
-    // `memcmp` call per probe. A word with a non-ASCII byte matches nothing (the known words
-    // are ASCII), so a hit is exactly what `upper_lossy` would have made.
-    let upper = || word.iter().map(u8::to_ascii_uppercase);
-    match KNOWN_WORDS.binary_search_by(|k| k.bytes().cmp(upper())) {
+    // Binary search by length first, then by the upper-cased bytes, compared in place: no
+    // buffer, no `memcmp` call per probe, and most probes settled by the length alone
+    // (callgrind, all-mail: 350 instructions a word when searched by bytes alone, each probe
+    // walking the common prefix; 270 now). A word with a non-ASCII byte matches nothing (the
+    // known words are ASCII), so a hit is exactly what `upper_lossy` would have made.
+    let found = KNOWN_WORDS.binary_search_by(|k| {
+        k.len()
+            .cmp(&word.len())
+            .then_with(|| cmp_upper(k.as_bytes(), word))
+    });
+    match found {
         Ok(i) => Cow::Borrowed(KNOWN_WORDS[i]),
         Err(_) => Cow::Owned(upper_lossy(word)),
     }
+}
+
+/// `known` against `word` upper-cased, byte by byte (both of the same length).
+fn cmp_upper(known: &[u8], word: &[u8]) -> Ordering {
+    for (k, w) in known.iter().zip(word) {
+        let w = w.to_ascii_uppercase();
+        if *k != w {
+            return k.cmp(&w);
+        }
+    }
+    Ordering::Equal
 }
 
 fn trim_start(b: &[u8]) -> &[u8] {
@@ -342,7 +361,8 @@ mod tests {
 
     #[test]
     fn known_words_are_sorted_and_upper_case() {
-        assert!(KNOWN_WORDS.windows(2).all(|w| w[0] < w[1]));
+        let key = |w: &str| (w.len(), w.to_owned());
+        assert!(KNOWN_WORDS.windows(2).all(|w| key(w[0]) < key(w[1])));
         for w in KNOWN_WORDS {
             assert_eq!(upper_lossy(w.as_bytes()), *w);
         }
