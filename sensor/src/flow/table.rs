@@ -474,4 +474,35 @@ mod tests {
         t.drain(&mut |r| out.push(r));
         assert_eq!(out.len(), 2);
     }
+
+    #[test]
+    fn a_hole_with_nothing_ready_before_it_is_skipped() {
+        // The server's EHLO reply loses its second segment exactly at a line boundary, so
+        // when the client acknowledges past the hole the server's stream has nothing ready:
+        // the hole must still be skipped and counted (a step with nothing to read calls no
+        // parser, but still checks for a hole).
+        let mut t = FlowTable::new(cfg(100));
+        let (c, s) = (ep("198.51.100.7", 50000), ep("192.0.2.1", 25));
+        let mut out = Vec::new();
+        let mut send = |t: &mut FlowTable, p: FlowPacket<'_>| t.on_packet(&p, &mut |r| out.push(r));
+        send(&mut t, pkt(0, c, s, 1, SYN, b""));
+        send(&mut t, pkt(1, s, c, 500, SYN | ACK, b""));
+        let banner = b"220 mx.example ESMTP\r\n";
+        send(&mut t, pkt(2, s, c, 501, ACK, banner));
+        send(&mut t, pkt(3, c, s, 2, ACK, b"EHLO c.example\r\n"));
+        let first = b"250-mx.example\r\n";
+        let lost = b"250-PIPELINING\r\n";
+        let after = b"250-SIZE 10240000\r\n250 STARTTLS\r\n";
+        let at = 501 + banner.len() as u32;
+        send(&mut t, pkt(4, s, c, at, ACK, first));
+        let after_seq = at + (first.len() + lost.len()) as u32;
+        send(&mut t, pkt(5, s, c, after_seq, ACK, after));
+        let mut acked = pkt(6, c, s, 18, ACK, b"");
+        acked.ack = after_seq + after.len() as u32;
+        send(&mut t, acked);
+        t.drain(&mut |r| out.push(r));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].gap_bytes, lost.len() as u64, "the hole was skipped");
+        assert_eq!(out[0].smtp_banner_host, "mx.example");
+    }
 }
