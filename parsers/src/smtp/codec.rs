@@ -361,7 +361,7 @@ mod tests {
 
     #[test]
     fn known_words_are_sorted_and_upper_case() {
-        let key = |w: &str| (w.len(), w.to_owned());
+        let key = |w: &'static str| (w.len(), w);
         assert!(KNOWN_WORDS.windows(2).all(|w| key(w[0]) < key(w[1])));
         for w in KNOWN_WORDS {
             assert_eq!(upper_lossy(w.as_bytes()), *w);

@@ -45,6 +45,10 @@ fn ready_of<'a>(streams: &'a [Stream; 2], lent: Lent<'a>, d: usize) -> &'a [u8] 
 
 /// Marks `n` ready bytes of stream `d` as consumed.
 fn consume(streams: &mut [Stream; 2], lent: &mut Lent<'_>, d: usize, n: usize) {
+    if n == 0 {
+        // Most steps: nothing was read (an empty `drain` is not free).
+        return;
+    }
     if lent.dir == d {
         lent.bytes = lent.bytes.get(n..).unwrap_or_default();
     } else {
@@ -255,54 +259,55 @@ impl Session {
             return self.maybe_skip_hole(dir, env.stream);
         }
         let ready = ready_of(&self.streams, *lent, d);
-        if ready.is_empty() {
-            // Most steps: a packet makes `process` step both directions twice, and one of
-            // them has nothing to read. Every parser consumes nothing from nothing, so none
-            // is called; what follows a parse (phase change, hole check) still runs.
-            self.after_parse();
-            return self.maybe_skip_hole(dir, env.stream);
-        }
-        let used = match self.layer {
-            Layer::Smtp if dir == Dir::ToServer && self.smtp.awaiting_starttls_reply() => {
-                if tls_record::looks_like_client_hello(ready)
-                    && (self.server_gap_pending_starttls
-                        || tls_record::looks_like_tls(ready_of(&self.streams, *lent, 1)))
-                {
-                    // The 220 was lost, but TLS follows STARTTLS on both sides.
-                    self.smtp.force_tls();
-                    0
-                } else {
-                    self.smtp.feed(dir, ready)
-                }
-            }
-            Layer::Smtp if dir == Dir::ToServer => {
-                // A ClientHello after a clear-text dialogue without an SMTP STARTTLS: another
-                // protocol's upgrade (IMAP, POP3, FTP, XMPP, whose last message may not end in
-                // a newline) or a client that starts TLS after the banner. The clear text before
-                // it is parsed; the binary bytes must never be read as command lines.
-                match tls_record::find_client_hello(ready) {
-                    None => self.smtp.feed(dir, ready),
-                    Some(at) => {
-                        let used = self.smtp.feed(dir, &ready[..at]);
-                        // After a refused STARTTLS the server stays in clear text (Postfix
-                        // answers the ClientHello with "500 bad syntax"): not an upgrade.
-                        if self.smtp.phase() == Phase::Dialogue
-                            && !self.smtp.summary.starttls_requested
-                        {
-                            consume(&mut self.streams, lent, d, at);
-                            self.upgrade_without_starttls(*lent);
-                            return true;
-                        }
-                        used
+        // Most steps find nothing to read (a packet makes `process` step both directions
+        // twice, and one of them has no bytes): every parser consumes nothing from nothing,
+        // so none is called; what follows a parse (phase change, hole check) still runs.
+        let used = if ready.is_empty() {
+            0
+        } else {
+            match self.layer {
+                Layer::Smtp if dir == Dir::ToServer && self.smtp.awaiting_starttls_reply() => {
+                    if tls_record::looks_like_client_hello(ready)
+                        && (self.server_gap_pending_starttls
+                            || tls_record::looks_like_tls(ready_of(&self.streams, *lent, 1)))
+                    {
+                        // The 220 was lost, but TLS follows STARTTLS on both sides.
+                        self.smtp.force_tls();
+                        0
+                    } else {
+                        self.smtp.feed(dir, ready)
                     }
                 }
+                Layer::Smtp if dir == Dir::ToServer => {
+                    // A ClientHello after a clear-text dialogue without an SMTP STARTTLS:
+                    // another protocol's upgrade (IMAP, POP3, FTP, XMPP, whose last message
+                    // may not end in a newline) or a client that starts TLS after the banner.
+                    // The clear text before it is parsed; the binary bytes must never be read
+                    // as command lines.
+                    match tls_record::find_client_hello(ready) {
+                        None => self.smtp.feed(dir, ready),
+                        Some(at) => {
+                            let used = self.smtp.feed(dir, &ready[..at]);
+                            // After a refused STARTTLS the server stays in clear text (Postfix
+                            // answers the ClientHello with "500 bad syntax"): not an upgrade.
+                            if self.smtp.phase() == Phase::Dialogue
+                                && !self.smtp.summary.starttls_requested
+                            {
+                                consume(&mut self.streams, lent, d, at);
+                                self.upgrade_without_starttls(*lent);
+                                return true;
+                            }
+                            used
+                        }
+                    }
+                }
+                Layer::Smtp => self.smtp.feed(dir, ready),
+                Layer::Tls => match self.tls.as_mut() {
+                    Some(tls) => tls.feed_cached(dir, ready, ts, env.certs),
+                    None => 0,
+                },
+                Layer::Undecided | Layer::Done => 0,
             }
-            Layer::Smtp => self.smtp.feed(dir, ready),
-            Layer::Tls => match self.tls.as_mut() {
-                Some(tls) => tls.feed_cached(dir, ready, ts, env.certs),
-                None => 0,
-            },
-            Layer::Undecided | Layer::Done => 0,
         };
         consume(&mut self.streams, lent, d, used);
         self.after_parse();
