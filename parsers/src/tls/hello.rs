@@ -79,6 +79,8 @@ impl ClientHello {
             ..ClientHello::default()
         };
         if let Some(block) = ch.ext {
+            // Sized at once (a ClientHello has 10-20 extensions: three reallocations else).
+            out.extensions = Vec::with_capacity(ExtensionIter::new(block).count());
             for (ty, whole) in ExtensionIter::new(block) {
                 out.extensions.push(ty);
                 out.absorb_extension(ty, whole);
@@ -88,6 +90,21 @@ impl ClientHello {
     }
 
     fn absorb_extension(&mut self, ty: u16, whole: &[u8]) {
+        // tls-parser is asked only for the extensions read below (it picks the variant by
+        // the type alone): the others (key shares, PSK modes, padding, ...) were parsed,
+        // some into allocated lists, only to be dropped.
+        if !matches!(
+            ty,
+            ext::SERVER_NAME
+                | ext::SUPPORTED_GROUPS
+                | ext::EC_POINT_FORMATS
+                | ext::SIGNATURE_ALGORITHMS
+                | ext::ALPN
+                | ext::SESSION_TICKET
+                | ext::SUPPORTED_VERSIONS
+        ) {
+            return;
+        }
         let Ok((_, parsed)) = tls_parser::parse_tls_extension(whole) else {
             return;
         };
@@ -186,6 +203,7 @@ impl ServerHello {
 
     fn absorb_extensions(&mut self, block: Option<&[u8]>) {
         let Some(block) = block else { return };
+        self.extensions = Vec::with_capacity(ExtensionIter::new(block).count());
         for (ty, whole) in ExtensionIter::new(block) {
             self.extensions.push(ty);
             let body = whole.get(4..).unwrap_or_default();

@@ -301,30 +301,60 @@ impl TlsParser {
     }
 
     fn on_handshake_bytes(&mut self, dir: Dir, mut body: &[u8], now: i64, certs: &mut CertCache) {
-        let d = &mut self.dirs[dir.index()];
+        let i = dir.index();
+        let d = &mut self.dirs[i];
         if d.skip > 0 {
             let n = d.skip.min(body.len());
             d.skip -= n;
             body = &body[n..];
         }
+        if d.handshake.is_empty() {
+            // The usual case: the record holds whole messages, parsed where they lie; only an
+            // incomplete tail is buffered. Copying every record into the buffer and every
+            // message out of it again cost two copies of each handshake byte (the
+            // certificate chain included) and an allocation a message.
+            let used = self.handshake_messages(dir, body, now, certs);
+            let tail = body.get(used..).unwrap_or_default();
+            if !tail.is_empty() {
+                self.dirs[i].handshake.extend_from_slice(tail);
+            }
+            return;
+        }
         d.handshake.extend_from_slice(body);
-        loop {
-            let d = &mut self.dirs[dir.index()];
-            let Some(h) = d.handshake.get(..4) else { break };
+        // Taken out while its messages are parsed (their handlers never touch it), then put
+        // back with what is left.
+        let mut buf = std::mem::take(&mut d.handshake);
+        let used = self.handshake_messages(dir, &buf, now, certs);
+        buf.drain(..used.min(buf.len()));
+        self.dirs[i].handshake = buf;
+    }
+
+    /// Parses the whole handshake messages at the start of `bytes` and returns the bytes
+    /// they took. After the header of a message above [`MAX_HANDSHAKE_LEN`] it counts the
+    /// message, skips the rest of it (here and in later records) and returns all of `bytes`.
+    fn handshake_messages(
+        &mut self,
+        dir: Dir,
+        bytes: &[u8],
+        now: i64,
+        certs: &mut CertCache,
+    ) -> usize {
+        let mut off = 0;
+        while let Some(h) = bytes.get(off..off + 4) {
             let len = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
             if len > MAX_HANDSHAKE_LEN {
                 self.stats.oversized_messages += 1;
-                let have = d.handshake.len() - 4;
-                d.skip = len.saturating_sub(have);
-                d.handshake.clear();
-                break;
+                let have = bytes.len() - off - 4;
+                self.dirs[dir.index()].skip = len.saturating_sub(have);
+                return bytes.len();
             }
-            if d.handshake.len() < 4 + len {
+            let Some(msg) = bytes.get(off..off + 4 + len) else {
                 break;
-            }
-            let msg: Vec<u8> = d.handshake.drain(..4 + len).collect();
-            self.on_handshake_message(dir, &msg, now, certs);
+            };
+            self.on_handshake_message(dir, msg, now, certs);
+            off += 4 + len;
         }
+        off
     }
 
     fn on_handshake_message(&mut self, dir: Dir, msg: &[u8], now: i64, certs: &mut CertCache) {

@@ -101,7 +101,7 @@ pub(super) fn build(
             r.tls_sni = ch.sni.take().unwrap_or_default();
             r.tls_alpn = std::mem::take(&mut ch.alpn);
         }
-        if let Some(sh) = &tls.server_hello {
+        if let Some(sh) = &mut tls.server_hello {
             let fp = fingerprints.server(sh);
             r.ja3s = fp.ja3s;
             r.ja3s_hash = fp.ja3s_hash;
@@ -112,7 +112,8 @@ pub(super) fn build(
                 r.tls_cipher = Name::Borrowed(cs.name);
                 r.tls_cipher_class = Name::Borrowed(cs.class.as_str());
             }
-            r.tls_server_extensions = sh.extensions.clone();
+            // After the fingerprint, which reads them; nothing reads them later.
+            r.tls_server_extensions = std::mem::take(&mut sh.extensions);
         }
         r.tls_hello_retry = tls.hello_retry;
         r.tls_resumed = tls.is_resumed();
