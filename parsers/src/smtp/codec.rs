@@ -161,8 +161,8 @@ pub fn parse_capability(text: &[u8]) -> Capability<'_> {
         .position(|b| *b != b' ' && *b != b'\t')
         .unwrap_or(text.len());
     let text = &text[start..];
-    // One pass over the first word finds both its end and its first `=` (two scans of
-    // every keyword before: a tenth of the SMTP parser's instructions on all-mail traffic).
+    // One pass over the first word finds both its end and its first `=` (it was scanned
+    // twice, once for each).
     let mut end = text.len();
     let mut equals = None;
     for (i, b) in text.iter().enumerate() {
