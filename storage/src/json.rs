@@ -9,7 +9,8 @@
 //! serde derive stays the reference: `tests` compare both encoders on real and hostile
 //! records, and the `pipeline` fuzz target compares them on every record it makes.
 
-use crate::record::{SessionRecord, Timestamp};
+use crate::record::{Name, SessionRecord, Timestamp};
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 /// `,"name":` as one constant (the names are ASCII identifiers: nothing to escape), so a
@@ -46,6 +47,20 @@ macro_rules! str_field {
 macro_rules! strs_field {
     ($w:ident, $name:literal, $v:expr) => {
         unless_empty!($w, $name, $v, "[]", strs)
+    };
+}
+
+/// A [`Name`] field (see `unless_empty`).
+macro_rules! name_field {
+    ($w:ident, $name:literal, $v:expr) => {
+        unless_empty!($w, $name, $v, "\"\"", name)
+    };
+}
+
+/// A list of [`Name`]s (see `unless_empty`).
+macro_rules! names_field {
+    ($w:ident, $name:literal, $v:expr) => {
+        unless_empty!($w, $name, $v, "[]", names)
     };
 }
 
@@ -102,8 +117,8 @@ pub fn encode_record(r: &SessionRecord, out: &mut Vec<u8>) {
     w.plain(r.mode.as_str());
     str_field!(w, "smtp_banner_host", &r.smtp_banner_host);
     str_field!(w, "ehlo_host", &r.ehlo_host);
-    str_field!(w, "helo_verb", &r.helo_verb);
-    strs_field!(w, "smtp_capabilities", &r.smtp_capabilities);
+    name_field!(w, "helo_verb", &r.helo_verb);
+    names_field!(w, "smtp_capabilities", &r.smtp_capabilities);
     key!(w, "starttls_offered");
     match r.starttls_offered {
         Some(b) => w.bool(b),
@@ -111,9 +126,9 @@ pub fn encode_record(r: &SessionRecord, out: &mut Vec<u8>) {
     }
     bool_field!(w, "starttls_requested", r.starttls_requested);
     uint_field!(w, "starttls_reply", r.starttls_reply);
-    strs_field!(w, "auth_mechs", &r.auth_mechs);
+    names_field!(w, "auth_mechs", &r.auth_mechs);
     bool_field!(w, "auth_cleartext", r.auth_cleartext);
-    str_field!(w, "auth_cleartext_mech", &r.auth_cleartext_mech);
+    name_field!(w, "auth_cleartext_mech", &r.auth_cleartext_mech);
     uint_field!(w, "plaintext_mail_tx", r.plaintext_mail_tx);
     uint_field!(w, "plaintext_rcpt", r.plaintext_rcpt);
     uint_field!(w, "tls_client_version", r.tls_client_version);
@@ -123,7 +138,7 @@ pub fn encode_record(r: &SessionRecord, out: &mut Vec<u8>) {
     uints_field!(w, "tls_client_groups", &r.tls_client_groups);
     uints_field!(w, "tls_client_sigalgs", &r.tls_client_sigalgs);
     uints_field!(w, "tls_client_point_formats", &r.tls_client_point_formats);
-    str_field!(w, "tls_client_max_version", &r.tls_client_max_version);
+    name_field!(w, "tls_client_max_version", &r.tls_client_max_version);
     str_field!(w, "tls_sni", &r.tls_sni);
     strs_field!(w, "tls_alpn", &r.tls_alpn);
     bool_field!(w, "tls_fallback_scsv", r.tls_fallback_scsv);
@@ -132,17 +147,17 @@ pub fn encode_record(r: &SessionRecord, out: &mut Vec<u8>) {
     str_field!(w, "ja3s", &r.ja3s);
     str_field!(w, "ja3s_hash", &r.ja3s_hash);
     str_field!(w, "ja4", &r.ja4);
-    str_field!(w, "tls_version", &r.tls_version);
+    name_field!(w, "tls_version", &r.tls_version);
     uint_field!(w, "tls_version_code", r.tls_version_code);
-    str_field!(w, "tls_cipher", &r.tls_cipher);
+    name_field!(w, "tls_cipher", &r.tls_cipher);
     uint_field!(w, "tls_cipher_code", r.tls_cipher_code);
-    str_field!(w, "tls_cipher_class", &r.tls_cipher_class);
+    name_field!(w, "tls_cipher_class", &r.tls_cipher_class);
     uints_field!(w, "tls_server_extensions", &r.tls_server_extensions);
     bool_field!(w, "tls_hello_retry", r.tls_hello_retry);
     bool_field!(w, "tls_resumed", r.tls_resumed);
     bool_field!(w, "tls_established", r.tls_established);
-    str_field!(w, "tls_alert", &r.tls_alert);
-    str_field!(w, "tls_alert_by", &r.tls_alert_by);
+    name_field!(w, "tls_alert", &r.tls_alert);
+    name_field!(w, "tls_alert_by", &r.tls_alert_by);
     str_field!(w, "cert_subject_cn", &r.cert_subject_cn);
     strs_field!(w, "cert_sans", &r.cert_sans);
     str_field!(w, "cert_issuer", &r.cert_issuer);
@@ -246,6 +261,35 @@ impl Writer<'_> {
         self.out.push(b'"');
     }
 
+    /// A [`Name`]. A borrowed one is one of the sensor's static names (registry names of
+    /// versions, cipher suites and alerts, the SMTP keyword table, a few fixed words: a test
+    /// of the sensor checks every one), none of which has a byte JSON escapes, so it is
+    /// copied without the escape check, which cost more than the copy for these short
+    /// words. An owned one (an unknown word, a record read back) is a wire string.
+    fn name(&mut self, n: &Name) {
+        match n {
+            Cow::Borrowed(s) => {
+                debug_assert!(!any_needs_escape(s.as_bytes()), "{s:?}");
+                self.out.reserve(s.len() + 2);
+                self.out.push(b'"');
+                self.out.extend_from_slice(s.as_bytes());
+                self.out.push(b'"');
+            }
+            Cow::Owned(s) => self.str(s),
+        }
+    }
+
+    fn names(&mut self, ns: &[Name]) {
+        self.out.push(b'[');
+        for (i, n) in ns.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            self.name(n);
+        }
+        self.out.push(b']');
+    }
+
     fn strs<S: AsRef<str>>(&mut self, vs: &[S]) {
         self.out.push(b'[');
         for (i, v) in vs.iter().enumerate() {
@@ -283,9 +327,10 @@ impl Writer<'_> {
     fn timestamp(&mut self, t: Timestamp) {
         let mut buf = [0u8; 27];
         self.out.push(b'"');
-        match t.write_rfc3339(&mut buf) {
-            Some(text) => self.out.extend_from_slice(text.as_bytes()),
-            None => self.str_unquoted_plain(&t.to_rfc3339()),
+        if t.write_rfc3339_bytes(&mut buf) {
+            self.out.extend_from_slice(&buf);
+        } else {
+            self.str_unquoted_plain(&t.to_rfc3339());
         }
         self.out.push(b'"');
     }

@@ -53,12 +53,23 @@ impl Timestamp {
     /// which perf showed at 6 % of `mailtls read` when records are written as JSON. Civil
     /// date from days since the epoch after Howard Hinnant's `civil_from_days`.
     pub(crate) fn write_rfc3339(self, buf: &mut [u8; 27]) -> Option<&str> {
-        const MAX_SECS: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
-        let secs = self.0.div_euclid(1_000_000);
-        let micros = self.0.rem_euclid(1_000_000);
-        if !(0..=MAX_SECS).contains(&secs) {
+        if !self.write_rfc3339_bytes(buf) {
             return None;
         }
+        std::str::from_utf8(&buf[..]).ok()
+    }
+
+    /// [`Timestamp::write_rfc3339`] as bytes (all ASCII), for writers that take bytes; false
+    /// (and `buf` unspecified) outside its years.
+    pub(crate) fn write_rfc3339_bytes(self, buf: &mut [u8; 27]) -> bool {
+        const MAX_SECS: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+        let secs = self.0.div_euclid(1_000_000);
+        if !(0..=MAX_SECS).contains(&secs) {
+            return false;
+        }
+        // Non-negative from here: unsigned arithmetic (no sign fix-ups after each division).
+        let secs = secs.unsigned_abs();
+        let micros = self.0.rem_euclid(1_000_000).unsigned_abs();
         let (days, sod) = (secs / 86_400, secs % 86_400);
         let z = days + 719_468;
         let era = z / 146_097;
@@ -68,11 +79,12 @@ impl Timestamp {
         let mp = (5 * doy + 2) / 153;
         let day = doy - (153 * mp + 2) / 5 + 1;
         let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
+        let year = yoe + era * 400 + u64::from(month <= 2);
         // Two digits at a time from a table: a division by 10 per digit was 400
         // instructions a timestamp (callgrind), two timestamps a record.
-        let mut put2 = |at: usize, v: i64| {
-            let i = usize::try_from(v.rem_euclid(100)).unwrap_or(0) * 2;
+        let mut put2 = |at: usize, v: u64| {
+            // `v % 100` < 100: the index is in the table.
+            let i = (v % 100) as usize * 2;
             buf[at] = DIGIT_PAIRS[i];
             buf[at + 1] = DIGIT_PAIRS[i + 1];
         };
@@ -97,7 +109,7 @@ impl Timestamp {
             buf[at] = c;
         }
         buf[26] = b'Z';
-        std::str::from_utf8(&buf[..]).ok()
+        true
     }
 
     fn to_rfc3339_general(self) -> String {

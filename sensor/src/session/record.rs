@@ -185,3 +185,31 @@ fn outcome(s: &Session, r: &SessionRecord) -> Outcome {
         None => Outcome::Incomplete,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailtls_parsers::registry::cipher_suites;
+    use mailtls_parsers::smtp::codec::KNOWN_WORDS;
+
+    /// The JSON writer copies a borrowed [`Name`] without its escape check: every static
+    /// name a record can borrow (here and in the SMTP parser) must be free of the bytes
+    /// JSON escapes.
+    #[test]
+    fn every_borrowed_name_needs_no_json_escape() {
+        let mut names: Vec<&str> = vec!["", "encrypted", "client", "server", "EHLO", "HELO"];
+        names.extend((0..=u16::MAX).map(version_name));
+        names.extend((0..=u8::MAX).map(alert_name));
+        for cs in cipher_suites() {
+            names.push(cs.name);
+            names.push(cs.class.as_str());
+        }
+        names.extend(KNOWN_WORDS);
+        for n in names {
+            assert!(
+                n.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\'),
+                "{n:?}"
+            );
+        }
+    }
+}
