@@ -79,7 +79,8 @@ impl ClientHello {
             ..ClientHello::default()
         };
         if let Some(block) = ch.ext {
-            // Sized at once (a ClientHello has 10-20 extensions: three reallocations else).
+            // Sized at once (a ClientHello has 10-20 extensions: an allocation and two
+            // reallocations else).
             out.extensions = Vec::with_capacity(ExtensionIter::new(block).count());
             for (ty, whole) in ExtensionIter::new(block) {
                 out.extensions.push(ty);
