@@ -4,6 +4,7 @@
 # data directory and free ports. It never touches /etc/clickhouse-server, the
 # system's data directory or a systemd-managed instance.
 #
+#   scripts/clickhouse-server.sh install          install Debian's package if missing (nothing started)
 #   scripts/clickhouse-server.sh start [--fresh]  install if missing, start (or reuse), print the URL
 #   scripts/clickhouse-server.sh stop             SIGTERM, wait; data is kept for the next start
 #   scripts/clickhouse-server.sh kill             SIGKILL (crash test); data is kept
@@ -223,6 +224,7 @@ stop() {
 }
 
 case "${1:-}" in
+  install) install_server ;;
   start) shift; start "$@" ;;
   stop) stop ;;
   kill)
@@ -244,5 +246,5 @@ case "${1:-}" in
     ;;
   status) if is_running; then echo "running: $(url)"; else echo "stopped"; exit 1; fi ;;
   destroy) stop; rm -rf "$DIR" ;;
-  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

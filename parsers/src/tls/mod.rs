@@ -507,6 +507,27 @@ mod tests {
     }
 
     #[test]
+    fn oversized_header_split_across_records_is_skipped_too() {
+        // The header arrives in two records: the second goes through the buffered path.
+        let mut p = TlsParser::new();
+        p.feed(Dir::ToClient, &record(22, &[11, 0x01]), 1);
+        assert_eq!(p.dirs[1].handshake, vec![11, 0x01]);
+        let mut rest = vec![0x00, 0x00];
+        rest.extend_from_slice(&[0; 100]);
+        p.feed(Dir::ToClient, &record(22, &rest), 2);
+        assert_eq!(p.stats.oversized_messages, 1);
+        assert!(p.dirs[1].handshake.is_empty());
+        assert_eq!(p.dirs[1].skip, 65536 - 100);
+        // What follows the skipped message is parsed again.
+        for chunk in vec![0u8; 65536 - 100].chunks(16_000) {
+            p.feed(Dir::ToClient, &record(22, chunk), 3);
+        }
+        assert_eq!(p.dirs[1].skip, 0);
+        p.feed(Dir::ToClient, &record(22, &server_hello(0xc02f)), 4);
+        assert_eq!(p.server_hello.as_ref().map(|s| s.cipher), Some(0xc02f));
+    }
+
+    #[test]
     fn oversized_message_is_skipped_not_buffered() {
         let mut p = TlsParser::new();
         let mut body = vec![11, 0x01, 0x00, 0x00]; // Certificate of 65536 bytes
@@ -572,6 +593,40 @@ mod real_bytes {
         assert_eq!((cert.key_alg.as_str(), cert.key_bits), ("RSA", 2048));
         assert_eq!(cert.sig_alg, "sha256WithRSAEncryption");
         assert_eq!(cert.not_after - cert.not_before, 30 * 86400);
+    }
+
+    /// The server flight's handshake bytes, re-cut into records of `size` bytes: record
+    /// boundaries fall inside headers and messages, so messages are parsed both where they
+    /// lie and from the buffer, and the result must not depend on it.
+    #[test]
+    fn server_flight_in_records_of_every_size() {
+        let mut handshake = Vec::new();
+        let mut rest = SERVER_FLIGHT;
+        while let Some(hdr) = RecordHeader::parse(rest) {
+            let end = HEADER_LEN + hdr.len;
+            if hdr.content_type == content::HANDSHAKE {
+                handshake.extend_from_slice(&rest[HEADER_LEN..end]);
+            }
+            rest = &rest[end..];
+        }
+        let mut whole = TlsParser::new();
+        whole.feed(Dir::ToClient, SERVER_FLIGHT, 1);
+        assert!(whole.certificate.is_some() && whole.server_hello_done);
+        for size in (1..=80).chain([255, 1000, handshake.len()]) {
+            let mut p = TlsParser::new();
+            for chunk in handshake.chunks(size) {
+                let mut r = vec![content::HANDSHAKE, 3, 3];
+                r.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
+                r.extend_from_slice(chunk);
+                assert_eq!(p.feed(Dir::ToClient, &r, 1), r.len());
+            }
+            assert_eq!(p.server_hello, whole.server_hello, "records of {size}");
+            assert_eq!(p.certificate, whole.certificate, "records of {size}");
+            assert_eq!(p.chain_len, whole.chain_len, "records of {size}");
+            assert!(p.server_hello_done, "records of {size}");
+            assert_eq!(p.stats.bad_messages, 0, "records of {size}");
+            assert!(p.dirs[1].handshake.is_empty(), "records of {size}");
+        }
     }
 
     #[test]
