@@ -270,10 +270,7 @@ impl Writer<'_> {
         match n {
             Cow::Borrowed(s) => {
                 debug_assert!(!any_needs_escape(s.as_bytes()), "{s:?}");
-                self.out.reserve(s.len() + 2);
-                self.out.push(b'"');
-                self.out.extend_from_slice(s.as_bytes());
-                self.out.push(b'"');
+                self.plain(s);
             }
             Cow::Owned(s) => self.str(s),
         }
