@@ -197,3 +197,40 @@ fn timestamps_outside_the_fast_range() {
         });
     }
 }
+
+#[test]
+fn code_lists_of_every_digit_count_and_length() {
+    // Every digit count of a u16 and a u8, and lists shorter than, exactly at and past the
+    // writer's chunk of values (32), as serde writes them.
+    let edges: Vec<u16> = vec![0, 1, 9, 10, 99, 100, 999, 1000, 9999, 10000, 65535];
+    for len in [0usize, 1, 2, 31, 32, 33, 64, 65, 100, 300] {
+        let codes: Vec<u16> = (0..len).map(|i| edges[i % edges.len()]).collect();
+        let bytes: Vec<u8> = (0..len)
+            .map(|i| [0u8, 9, 10, 99, 100, 255][i % 6])
+            .collect();
+        same_as_serde(&SessionRecord {
+            tls_client_ciphers: codes.clone(),
+            tls_client_sigalgs: codes.iter().rev().copied().collect(),
+            tls_server_extensions: codes,
+            tls_client_point_formats: bytes,
+            ..SessionRecord::default()
+        });
+    }
+}
+
+#[test]
+fn ipv4_octets_of_every_digit_count() {
+    for ip in [
+        "0.0.0.0",
+        "255.255.255.255",
+        "1.22.133.4",
+        "100.10.1.0",
+        "9.99.199.200",
+    ] {
+        same_as_serde(&SessionRecord {
+            client_ip: ip.parse().unwrap(),
+            server_ip: ip.parse().unwrap(),
+            ..SessionRecord::default()
+        });
+    }
+}
