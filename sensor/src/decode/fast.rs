@@ -45,11 +45,6 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
 }
 
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at + 4)?;
-    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-}
-
 /// An Ethernet II frame with up to two VLAN tags.
 pub(super) fn ethernet(frame: &[u8]) -> Fast<'_> {
     let Some(mut ether_type) = be16(frame, 12) else {
@@ -91,19 +86,20 @@ pub(super) fn raw_ip(packet: &[u8]) -> Fast<'_> {
 }
 
 fn ipv4(p: &[u8], vlan: u16) -> Fast<'_> {
-    let Some(&vihl) = p.first() else {
+    // One bounds check for the fixed header (shorter than 20 bytes, no IHL can fit).
+    let Some(h) = p.first_chunk::<20>() else {
         return Fast::Slow;
     };
-    let ihl = usize::from(vihl & 0x0f) * 4;
-    if vihl >> 4 != 4 || ihl < 20 || p.len() < ihl {
+    let ihl = usize::from(h[0] & 0x0f) * 4;
+    if h[0] >> 4 != 4 || ihl < 20 || p.len() < ihl {
         return Fast::Slow;
     }
-    let total = usize::from(u16::from_be_bytes([p[2], p[3]]));
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
     if total < ihl {
         return Fast::Slow;
     }
     // More fragments, or a fragment offset: the full decoder counts fragments.
-    if u16::from_be_bytes([p[6], p[7]]) & 0x3fff != 0 {
+    if u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 {
         return Fast::Slow;
     }
     let (end, incomplete) = if total > p.len() {
@@ -111,9 +107,9 @@ fn ipv4(p: &[u8], vlan: u16) -> Fast<'_> {
     } else {
         (total, false)
     };
-    let src = IpAddr::V4(Ipv4Addr::new(p[12], p[13], p[14], p[15]));
-    let dst = IpAddr::V4(Ipv4Addr::new(p[16], p[17], p[18], p[19]));
-    transport(p[9], &p[ihl..end], src, dst, vlan, incomplete, false)
+    let src = IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
+    let dst = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
+    transport(h[9], &p[ihl..end], src, dst, vlan, incomplete, false)
 }
 
 fn ipv6(p: &[u8], vlan: u16) -> Fast<'_> {
@@ -176,20 +172,20 @@ fn transport(
 }
 
 fn tcp<'a>(seg: &'a [u8], src: IpAddr, dst: IpAddr, vlan: u16, incomplete: bool) -> Fast<'a> {
-    let Some(&off_byte) = seg.get(12) else {
+    // One bounds check for the fixed header (shorter than 20 bytes, no data offset can fit).
+    let Some(h) = seg.first_chunk::<20>() else {
         return Fast::Slow;
     };
-    let header_len = usize::from(off_byte >> 4) * 4;
+    let header_len = usize::from(h[12] >> 4) * 4;
     if header_len < 20 || seg.len() < header_len {
         return Fast::Slow;
     }
-    let (Some(sport), Some(dport), Some(seq), Some(ack)) =
-        (be16(seg, 0), be16(seg, 2), be32(seg, 4), be32(seg, 8))
-    else {
-        return Fast::Slow;
-    };
+    let sport = u16::from_be_bytes([h[0], h[1]]);
+    let dport = u16::from_be_bytes([h[2], h[3]]);
+    let seq = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+    let ack = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
     // FIN, SYN, RST and ACK sit at the same bits as in the header.
-    let f = seg[13] & (flags::FIN | flags::SYN | flags::RST | flags::ACK);
+    let f = h[13] & (flags::FIN | flags::SYN | flags::RST | flags::ACK);
     Fast::Done(Ok(TcpPacket {
         src,
         dst,

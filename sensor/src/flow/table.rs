@@ -181,8 +181,20 @@ impl FlowTable {
     ///
     /// A packet of a running session costs one lookup in the (small) sessions' map.
     pub fn on_packet(&mut self, p: &FlowPacket<'_>, emit: &mut dyn FnMut(SessionRecord)) {
-        use crate::decode::flags::{ACK, FIN, RST, SYN};
         let (key, _) = FlowKey::new(p.src, p.dst);
+        self.on_packet_of(key, p, emit);
+    }
+
+    /// [`FlowTable::on_packet`] for a caller that has the packet's flow key already
+    /// (`FlowKey::new(p.src, p.dst).0`: the pipeline's reader computes it to pick the worker).
+    pub fn on_packet_of(
+        &mut self,
+        key: FlowKey,
+        p: &FlowPacket<'_>,
+        emit: &mut dyn FnMut(SessionRecord),
+    ) {
+        use crate::decode::flags::{ACK, FIN, RST, SYN};
+        debug_assert_eq!(key, FlowKey::new(p.src, p.dst).0);
         let pure_syn = p.flags & (SYN | ACK) == SYN;
         if let Some(sess) = self.sessions.get_mut(&key) {
             let dir = sess.dir_of(p.src);

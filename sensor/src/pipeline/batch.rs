@@ -3,17 +3,18 @@
 
 use crate::decode::TcpPacket;
 use crate::flow::table::FlowPacket;
-use crate::flow::Endpoint;
+use crate::flow::FlowKey;
 
 /// The facts of one packet in a batch; its payload lives in [`PacketBatch::data`].
 #[derive(Debug, Clone, Copy)]
 pub struct PacketMeta {
     /// Capture time, µs.
     pub ts: i64,
-    /// Source endpoint.
-    pub src: Endpoint,
-    /// Destination endpoint.
-    pub dst: Endpoint,
+    /// The flow's canonical key, as the reader computed it to pick the worker (the worker
+    /// looks the flow up by it without ordering the endpoints again).
+    pub key: FlowKey,
+    /// Whether the packet travels from `key.lo` to `key.hi`.
+    pub from_lo: bool,
     /// TCP sequence number.
     pub seq: u32,
     /// TCP acknowledgment number.
@@ -31,10 +32,15 @@ pub struct PacketMeta {
 impl PacketMeta {
     /// The worker's view of this packet, given its payload slice.
     pub fn as_flow_packet<'a>(&self, payload: &'a [u8]) -> FlowPacket<'a> {
+        let (src, dst) = if self.from_lo {
+            (self.key.lo, self.key.hi)
+        } else {
+            (self.key.hi, self.key.lo)
+        };
         FlowPacket {
             ts: self.ts,
-            src: self.src,
-            dst: self.dst,
+            src,
+            dst,
             seq: self.seq,
             ack: self.ack,
             flags: self.flags,
@@ -65,8 +71,9 @@ impl PacketBatch {
         }
     }
 
-    /// Appends a packet, copying its payload.
-    pub fn push(&mut self, ts: i64, src: Endpoint, dst: Endpoint, tcp: &TcpPacket<'_>) {
+    /// Appends a packet of the flow `key` (travelling from `key.lo` when `from_lo`), copying
+    /// its payload.
+    pub fn push(&mut self, ts: i64, key: FlowKey, from_lo: bool, tcp: &TcpPacket<'_>) {
         if self.meta.is_empty() {
             self.started = Some(std::time::Instant::now());
         }
@@ -74,8 +81,8 @@ impl PacketBatch {
         self.data.extend_from_slice(tcp.payload);
         self.meta.push(PacketMeta {
             ts,
-            src,
-            dst,
+            key,
+            from_lo,
             seq: tcp.seq,
             ack: tcp.ack,
             flags: tcp.flags,

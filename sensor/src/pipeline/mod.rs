@@ -281,7 +281,7 @@ fn worker_loop(
                         .data
                         .get(start..start + m.payload_len as usize)
                         .unwrap_or_default();
-                    table.on_packet(&m.as_flow_packet(payload), &mut |r| out.push(r));
+                    table.on_packet_of(m.key, &m.as_flow_packet(payload), &mut |r| out.push(r));
                 }
                 batch.clear();
                 // The reader may have enough batches already; then this one is dropped.
@@ -597,13 +597,13 @@ impl<'c> Reader<'c> {
             ip: tcp.dst,
             port: tcp.dport,
         };
-        let (key, _) = FlowKey::new(src, dst);
+        let (key, from_lo) = FlowKey::new(src, dst);
         // The high bits of hash × workers: a multiply instead of a 64-bit division (which
         // was a tenth of this function), as uniform for an avalanched hash.
         let shard =
             ((u128::from(key.symmetric_hash()) * self.batches.len() as u128) >> 64) as usize;
         let batch = &mut self.batches[shard];
-        batch.push(ts, src, dst, &tcp);
+        batch.push(ts, key, from_lo, &tcp);
         if batch.meta.len() >= self.cfg.batch_packets || batch.data.len() >= BATCH_BYTES {
             self.flush(shard);
         }

@@ -261,7 +261,11 @@ impl Session {
         let ready = ready_of(&self.streams, *lent, d);
         // Most steps find nothing to read (a packet makes `process` step both directions
         // twice, and one of them has no bytes): every parser consumes nothing from nothing,
-        // so none is called; what follows a parse (phase change, hole check) still runs.
+        // and the phase changes `after_parse` applies only follow a parse (each step that
+        // parses applies its own), so with no hole to skip either the step does nothing.
+        if ready.is_empty() && !self.streams[d].hole_condemned() {
+            return false;
+        }
         let used = if ready.is_empty() {
             0
         } else {
