@@ -313,6 +313,9 @@ fn worker_loop(
     table.stats
 }
 
+/// Frames the reader handles between two looks at the stop flag and the snapshot clock.
+const HOUSEKEEPING_FRAMES: usize = 4096;
+
 /// Batches waiting for a worker before the reader blocks. With more busy threads than cores
 /// (the reader, N workers, the sink) a worker must have work queued for longer than the
 /// scheduler takes the reader off its core, or it idles: with 8 the reader and two workers
@@ -501,29 +504,27 @@ impl<'c> Reader<'c> {
     ) -> Result<(), crate::capture::CaptureError> {
         let link = cap.linktype();
         let mut since_progress = 0u64;
-        let mut since_check = 0u32;
-        while let Some(pkt) = cap.next_packet()? {
-            since_check += 1;
-            if since_check == 4096 {
-                since_check = 0;
-                if self.stopping() {
-                    break;
-                }
-                self.housekeeping();
-            }
-            since_progress += u64::from(pkt.wire_len.min(pkt.data.len() as u32)) + 16;
-            if since_progress > 1 << 20 {
+        loop {
+            // Frames come in chunks of HOUSEKEEPING_FRAMES: between two, the stop flag and
+            // the snapshot clock are looked at.
+            let read = cap.read_chunk(HOUSEKEEPING_FRAMES, |pkt| {
+                since_progress += u64::from(pkt.wire_len.min(pkt.data.len() as u32)) + 16;
+                self.on_frame(link, pkt.ts, pkt.wire_len, pkt.data);
+            });
+            if since_progress > 1 << 20 || !matches!(read, Ok(n) if n > 0) {
                 if let Some(p) = progress {
                     p.advance(since_progress);
                 }
                 since_progress = 0;
             }
-            self.on_frame(link, pkt.ts, pkt.wire_len, pkt.data);
+            if read? == 0 {
+                return Ok(());
+            }
+            if self.stopping() {
+                return Ok(());
+            }
+            self.housekeeping();
         }
-        if let Some(p) = progress {
-            p.advance(since_progress);
-        }
-        Ok(())
     }
 
     /// Whether the run should stop (SIGINT/SIGTERM).
