@@ -120,6 +120,7 @@ const MAX_DEPTH: u8 = 4;
 
 /// Decodes one captured frame of link type `link`: common frames by the fast path
 /// (fixed header offsets), the rest by [`decode_reference`].
+#[inline]
 pub fn decode(link: i32, frame: &[u8]) -> Decoded<'_> {
     let quick = match link {
         linktype::ETHERNET => fast::ethernet(frame),

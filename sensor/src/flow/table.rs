@@ -180,6 +180,7 @@ impl FlowTable {
     /// Handles one packet; finished sessions go to `emit`.
     ///
     /// A packet of a running session costs one lookup in the (small) sessions' map.
+    #[inline]
     pub fn on_packet(&mut self, p: &FlowPacket<'_>, emit: &mut dyn FnMut(SessionRecord)) {
         let (key, _) = FlowKey::new(p.src, p.dst);
         self.on_packet_of(key, p, emit);
