@@ -69,11 +69,11 @@ pub fn looks_like_client_hello(bytes: &[u8]) -> bool {
 /// first message is of type 1). Used to notice a TLS upgrade after a clear-text dialogue that
 /// is not SMTP (IMAP, POP3, FTP, XMPP), whose last message may not end with a newline.
 pub fn find_client_hello(bytes: &[u8]) -> Option<usize> {
-    (0..bytes.len().saturating_sub(HEADER_LEN)).find(|&i| {
-        bytes[i] == content::HANDSHAKE
-            && bytes.get(i + 5) == Some(&1)
-            && RecordHeader::parse(&bytes[i..]).is_some()
-    })
+    // Every clear-text byte a client sends is searched (perf: a byte-by-byte loop was a
+    // fifth of the time of the loop that drives the parsers): memchr jumps to the candidates.
+    let starts = &bytes[..bytes.len().saturating_sub(HEADER_LEN)];
+    memchr::memchr_iter(content::HANDSHAKE, starts)
+        .find(|&i| bytes.get(i + 5) == Some(&1) && RecordHeader::parse(&bytes[i..]).is_some())
 }
 
 /// Whether `bytes` start like any TLS record.
@@ -172,6 +172,41 @@ mod tests {
         b.extend_from_slice(&[22, 3, 1, 0, 40, 1, 0, 0, 36]);
         assert_eq!(find_client_hello(&b), Some(at));
         assert_eq!(find_client_hello(b"EHLO x\r\n"), None);
+    }
+
+    #[test]
+    fn client_hello_search_skips_false_starts_and_stops_before_the_last_header() {
+        // The byte-by-byte definition the search must agree with.
+        fn reference(bytes: &[u8]) -> Option<usize> {
+            (0..bytes.len().saturating_sub(HEADER_LEN)).find(|&i| {
+                bytes[i] == content::HANDSHAKE
+                    && bytes.get(i + 5) == Some(&1)
+                    && RecordHeader::parse(&bytes[i..]).is_some()
+            })
+        }
+        let hello = [22u8, 3, 1, 0, 40, 1, 0, 0, 36];
+        // 0x16 bytes that start no ClientHello: not followed by a handshake of type 1, or
+        // not by a plausible header.
+        let junk: [&[u8]; 4] = [
+            &[22, 3, 1, 0, 40, 2],
+            &[22, 9, 9, 9, 9, 1],
+            &[22],
+            &[22, 22],
+        ];
+        for pre in 0..4 {
+            for j in junk {
+                let mut b = b"EHLO x\r\n"[..pre * 2].to_vec();
+                b.extend_from_slice(j);
+                let at = b.len();
+                b.extend_from_slice(&hello);
+                for cut in 0..=b.len() {
+                    let found = find_client_hello(&b[..cut]);
+                    assert_eq!(found, reference(&b[..cut]), "{:?}", &b[..cut]);
+                    // Found once the header and the handshake type are in: no sooner.
+                    assert_eq!(found.is_some(), cut > at + HEADER_LEN, "cut {cut}");
+                }
+            }
+        }
     }
 
     #[test]
