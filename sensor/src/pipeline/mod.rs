@@ -320,14 +320,14 @@ const HOUSEKEEPING_FRAMES: usize = 4096;
 /// (the reader, N workers, the sink) a worker must have work queued for longer than the
 /// scheduler takes the reader off its core, or it idles: with 8 the reader and two workers
 /// of a 2-core machine kept 1.84-1.86 cores busy on all-mail traffic, with 32 1.93-1.95
-/// (medians of 21 interleaved runs; median wall time 0.51 -> 0.43 s). With 64 (and batches
-/// of half the bytes, so the queue holds as many bytes as before), on another machine:
-/// 1.82 -> 1.86 cores busy, median wall time 215 -> 210 ms on all-mail 200 MB (15 runs);
-/// 128 gave 1.90, but the peak RSS of all-mail 2 GB grew from 36 to 49-53 MB.
-const WORKER_QUEUE: usize = 64;
+/// (medians of 21 interleaved runs; median wall time 0.51 -> 0.43 s). Since the default is
+/// two workers a core, 32 batches of at most 32 KiB a worker hold as many bytes in all as
+/// 64 did with one worker a core (peak RSS of all-mail 2 GB: 45 MB with four workers and
+/// 32, 51 MB with 64).
+const WORKER_QUEUE: usize = 32;
 
 /// A batch is handed over once its payloads reach this size, even short of
-/// `batch_packets`: the queue is bounded in bytes too (64 batches of at most 32 KiB and one
+/// `batch_packets`: the queue is bounded in bytes too (32 batches of at most 32 KiB and one
 /// packet a worker), whatever the packet size. Without it, 32 batches of 256 full-size
 /// packets held ~12 MB a worker, and the peak RSS of the messages capture grew from 35 to
 /// 45 MB.
