@@ -46,6 +46,13 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 }
 
 /// An Ethernet II frame with up to two VLAN tags.
+///
+/// This function and the IPv4/TCP layers under it are inlined into the reader at every
+/// call: returned through memory, the packet was written field by field by the callee and
+/// read back in wider loads by the caller, a store-forwarding stall perf put at a fifth of
+/// `Reader::on_frame`'s samples (callgrind all-mail 20 MB 297.1 -> 293.9 M; median wall
+/// time of all-mail 200 MB 215 -> 209 ms, 21 runs in turn).
+#[inline(always)]
 pub(super) fn ethernet(frame: &[u8]) -> Fast<'_> {
     let Some(mut ether_type) = be16(frame, 12) else {
         return Fast::Slow;
@@ -85,6 +92,7 @@ pub(super) fn raw_ip(packet: &[u8]) -> Fast<'_> {
     }
 }
 
+#[inline(always)]
 fn ipv4(p: &[u8], vlan: u16) -> Fast<'_> {
     // One bounds check for the fixed header (shorter than 20 bytes, no IHL can fit).
     let Some(h) = p.first_chunk::<20>() else {
@@ -134,6 +142,7 @@ fn ipv6(p: &[u8], vlan: u16) -> Fast<'_> {
     transport(p[6], &p[40..end], src, dst, vlan, incomplete, true)
 }
 
+#[inline(always)]
 fn transport(
     proto: u8,
     payload: &[u8],
@@ -171,6 +180,7 @@ fn transport(
     }
 }
 
+#[inline(always)]
 fn tcp<'a>(seg: &'a [u8], src: IpAddr, dst: IpAddr, vlan: u16, incomplete: bool) -> Fast<'a> {
     // One bounds check for the fixed header (shorter than 20 bytes, no data offset can fit).
     let Some(h) = seg.first_chunk::<20>() else {
