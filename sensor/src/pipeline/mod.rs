@@ -511,16 +511,15 @@ impl<'c> Reader<'c> {
                 since_progress += u64::from(pkt.wire_len.min(pkt.data.len() as u32)) + 16;
                 self.on_frame(link, pkt.ts, pkt.wire_len, pkt.data);
             });
-            if since_progress > 1 << 20 || !matches!(read, Ok(n) if n > 0) {
+            let last = !matches!(read, Ok(n) if n > 0) || self.stopping();
+            if since_progress > 1 << 20 || last {
                 if let Some(p) = progress {
                     p.advance(since_progress);
                 }
                 since_progress = 0;
             }
-            if read? == 0 {
-                return Ok(());
-            }
-            if self.stopping() {
+            read?;
+            if last {
                 return Ok(());
             }
             self.housekeeping();
