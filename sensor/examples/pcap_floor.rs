@@ -14,12 +14,13 @@
 //!
 //! `--as-mailtls` reads the files the way `mailtls read` does (`capture::OfflineCapture`:
 //! libpcap's stream unlocked and given a 1 MiB stdio buffer instead of glibc's 4 KiB, and
-//! frames taken in chunks of 4096 by `pcap_dispatch` instead of one `pcap_next_ex` each), so
-//! the benchmark can show both floors: plain libpcap, and libpcap fed the way mailtls feeds it.
+//! frames taken `capture::CHUNK_FRAMES` at a time by `pcap_dispatch` instead of one
+//! `pcap_next_ex` each), so the benchmark can show both floors: plain libpcap, and libpcap
+//! fed the way mailtls feeds it.
 //!
 //! Exit code 1 when a file cannot be opened or read.
 
-use mailtls_sensor::capture::OfflineCapture;
+use mailtls_sensor::capture::{OfflineCapture, CHUNK_FRAMES};
 use std::error::Error;
 use std::path::Path;
 use std::time::Instant;
@@ -47,7 +48,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     for file in &files {
         if as_mailtls {
             let mut cap = OfflineCapture::open(Path::new(file))?;
-            while cap.read_chunk(4096, |p| {
+            while cap.read_chunk(CHUNK_FRAMES, |p| {
                 packets += 1;
                 bytes += p.data.len() as u64;
                 wire_bytes += u64::from(p.wire_len);

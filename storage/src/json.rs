@@ -9,7 +9,7 @@
 //! serde derive stays the reference: `tests` compare both encoders on real and hostile
 //! records, and the `pipeline` fuzz target compares them on every record it makes.
 
-use crate::record::{Name, SessionRecord, Timestamp};
+use crate::record::{digit_pair, Name, SessionRecord, Timestamp};
 use std::borrow::Cow;
 use std::net::IpAddr;
 
@@ -366,14 +366,12 @@ const CODES_CHUNK: usize = 32;
 
 /// Writes `v` in decimal at the start of `out` (which holds at least as many bytes as `v`
 /// has digits: 3 for a u8, 5 for any u16); returns the number of digits. Two digits at a
-/// time from a table, one branch per digit count: a digit-by-digit loop cost as much as
-/// `itoa` and its copy together.
+/// time from the timestamps' table ([`digit_pair`]), one branch per digit count: a
+/// digit-by-digit loop cost as much as `itoa` and its copy together.
 #[inline]
 fn write_u16(out: &mut [u8], v: u16) -> usize {
-    let pair = |p: u16| -> [u8; 2] {
-        let i = usize::from(p) * 2;
-        [DIGIT_PAIRS[i], DIGIT_PAIRS[i + 1]]
-    };
+    // The last two digits of `p` (`digit_pair` takes `p % 100`).
+    let pair = |p: u16| digit_pair(usize::from(p));
     let digit = |d: u16| b'0' + d as u8;
     match v {
         0..=9 => {
@@ -386,35 +384,22 @@ fn write_u16(out: &mut [u8], v: u16) -> usize {
         }
         100..=999 => {
             out[0] = digit(v / 100);
-            out[1..3].copy_from_slice(&pair(v % 100));
+            out[1..3].copy_from_slice(&pair(v));
             3
         }
         1000..=9999 => {
             out[..2].copy_from_slice(&pair(v / 100));
-            out[2..4].copy_from_slice(&pair(v % 100));
+            out[2..4].copy_from_slice(&pair(v));
             4
         }
         _ => {
-            let low = v % 10000;
             out[0] = digit(v / 10000);
-            out[1..3].copy_from_slice(&pair(low / 100));
-            out[3..5].copy_from_slice(&pair(low % 100));
+            out[1..3].copy_from_slice(&pair(v / 100));
+            out[3..5].copy_from_slice(&pair(v));
             5
         }
     }
 }
-
-/// "00" to "99", two bytes each.
-static DIGIT_PAIRS: [u8; 200] = {
-    let mut t = [0u8; 200];
-    let mut i = 0;
-    while i < 100 {
-        t[2 * i] = b'0' + (i / 10) as u8;
-        t[2 * i + 1] = b'0' + (i % 10) as u8;
-        i += 1;
-    }
-    t
-};
 
 /// Whether any byte of `bytes` is a control character, `"` or `\\`. Without an early exit,
 /// so that it compiles to 16-byte vector compares (a third of the instructions of the

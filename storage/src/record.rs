@@ -21,6 +21,15 @@ static DIGIT_PAIRS: [u8; 200] = {
     t
 };
 
+/// The two decimal digits of `n % 100`, from [`DIGIT_PAIRS`] (timestamps here, integers in
+/// the JSON encoder).
+#[inline]
+pub(crate) fn digit_pair(n: usize) -> [u8; 2] {
+    // `n % 100` < 100: the index is in the table.
+    let i = (n % 100) * 2;
+    [DIGIT_PAIRS[i], DIGIT_PAIRS[i + 1]]
+}
+
 /// A point in time in microseconds since the Unix epoch (UTC).
 ///
 /// Serialises as RFC 3339 with exactly six fractional digits, e.g.
@@ -83,10 +92,8 @@ impl Timestamp {
         // Two digits at a time from a table: a division by 10 per digit was 400
         // instructions a timestamp (callgrind), two timestamps a record.
         let mut put2 = |at: usize, v: u64| {
-            // `v % 100` < 100: the index is in the table.
-            let i = (v % 100) as usize * 2;
-            buf[at] = DIGIT_PAIRS[i];
-            buf[at + 1] = DIGIT_PAIRS[i + 1];
+            // `v % 100` first: a `u64` does not fit every `usize`.
+            buf[at..at + 2].copy_from_slice(&digit_pair((v % 100) as usize));
         };
         put2(0, year / 100);
         put2(2, year);

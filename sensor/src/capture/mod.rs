@@ -5,4 +5,4 @@ mod live;
 mod offline;
 
 pub use live::{default_bpf, LiveCapture, LiveOptions, LiveStats, Next};
-pub use offline::{CaptureError, OfflineCapture, RawPacket};
+pub use offline::{CaptureError, OfflineCapture, RawPacket, CHUNK_FRAMES};

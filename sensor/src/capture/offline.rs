@@ -43,6 +43,10 @@ pub enum CaptureError {
     },
 }
 
+/// Frames `mailtls read` asks [`OfflineCapture::read_chunk`] for at a time (between two
+/// chunks the reader looks at the stop flag and the snapshot clock).
+pub const CHUNK_FRAMES: usize = 4096;
+
 /// One capture file opened through libpcap.
 pub struct OfflineCapture {
     path: PathBuf,

@@ -313,9 +313,6 @@ fn worker_loop(
     table.stats
 }
 
-/// Frames the reader handles between two looks at the stop flag and the snapshot clock.
-const HOUSEKEEPING_FRAMES: usize = 4096;
-
 /// Batches waiting for a worker before the reader blocks. With more busy threads than cores
 /// (the reader, N workers, the sink) a worker must have work queued for longer than the
 /// scheduler takes the reader off its core, or it idles: with 8 the reader and two workers
@@ -505,9 +502,8 @@ impl<'c> Reader<'c> {
         let link = cap.linktype();
         let mut since_progress = 0u64;
         loop {
-            // Frames come in chunks of HOUSEKEEPING_FRAMES: between two, the stop flag and
-            // the snapshot clock are looked at.
-            let read = cap.read_chunk(HOUSEKEEPING_FRAMES, |pkt| {
+            // Between two chunks, the stop flag and the snapshot clock are looked at.
+            let read = cap.read_chunk(crate::capture::CHUNK_FRAMES, |pkt| {
                 since_progress += u64::from(pkt.wire_len.min(pkt.data.len() as u32)) + 16;
                 self.on_frame(link, pkt.ts, pkt.wire_len, pkt.data);
             });

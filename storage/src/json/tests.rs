@@ -168,6 +168,10 @@ fn every_address_form() {
         "0.0.0.0",
         "255.255.255.255",
         "10.0.0.1",
+        // Octets of every width in every position (the encoder writes IPv4 itself).
+        "1.22.133.4",
+        "100.10.1.0",
+        "9.99.199.200",
         "::",
         "::1",
         "::ffff:192.0.2.1",
@@ -213,23 +217,6 @@ fn code_lists_of_every_digit_count_and_length() {
             tls_client_sigalgs: codes.iter().rev().copied().collect(),
             tls_server_extensions: codes,
             tls_client_point_formats: bytes,
-            ..SessionRecord::default()
-        });
-    }
-}
-
-#[test]
-fn ipv4_octets_of_every_digit_count() {
-    for ip in [
-        "0.0.0.0",
-        "255.255.255.255",
-        "1.22.133.4",
-        "100.10.1.0",
-        "9.99.199.200",
-    ] {
-        same_as_serde(&SessionRecord {
-            client_ip: ip.parse().unwrap(),
-            server_ip: ip.parse().unwrap(),
             ..SessionRecord::default()
         });
     }
