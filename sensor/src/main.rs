@@ -79,9 +79,13 @@ fn read(args: &ReadArgs) -> Result<ExitCode> {
     let mut cfg = args.to_config().map_err(anyhow::Error::msg)?;
     let ch_cfg = args.clickhouse.to_config().map_err(anyhow::Error::msg)?;
     let to_stdout = args.jsonl.as_deref() == Some("-");
-    if to_stdout && ch_cfg.is_none() {
-        // JSONL is the only output (no report, no ClickHouse): the workers encode it.
-        cfg.delivery = pipeline::Delivery::JsonlOnly;
+    if ch_cfg.is_none() {
+        // No sink needs the records themselves: the workers encode the JSONL and fold the
+        // report (printed unless the JSONL goes to stdout).
+        cfg.delivery = pipeline::Delivery::InWorkers {
+            jsonl: args.jsonl.is_some(),
+            summary: !to_stdout,
+        };
     }
     let clickhouse = match ch_cfg {
         Some(c) => Some(ClickhouseSink::start(c).map_err(|e| anyhow::anyhow!("{e}"))?),

@@ -146,6 +146,11 @@ impl Outputs {
                     }
                 }
             }
+            SinkMsg::Summary(part) => {
+                if self.summarize {
+                    self.summary.merge(*part);
+                }
+            }
             SinkMsg::Stats(snap) => {
                 if let Some(ch) = &self.clickhouse {
                     let row = stats_row(&self.sensor, self.last.as_ref(), &snap);

@@ -335,3 +335,50 @@ def test_report_does_not_depend_on_record_order(recorded_peers, mailtls_bin, tmp
         assert outputs[label][0] == outputs["recorded"][0], f"text report of the {label} records"
         assert outputs[label][1] == outputs["recorded"][1], f"HTML page of the {label} records"
         assert outputs[label][2] == outputs["recorded"][2], f"TLSRPT reports of the {label} records"
+
+
+@pytest.fixture(scope="module")
+def many_sessions(tmp_path_factory):
+    """A capture of ~6,600 sessions copied from the recorded peers' sessions (the benchmark's
+    generator, deterministic): more than one part of a worker's summary (4,096 records)."""
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "mailtls-sensor", "--example",
+                    "benchgen"], cwd=REPO, check=True, timeout=1200)
+    out = tmp_path_factory.mktemp("benchgen") / "mail-20M.pcap"
+    subprocess.run([str(REPO / "target" / "release" / "examples" / "benchgen"), "--mix", "mail",
+                    "--size", "20M", "--seed", "1", "--out", str(out)], check=True,
+                   capture_output=True, timeout=600)
+    return out
+
+
+def _until_statistics(text):
+    head, sep, _ = text.partition("\nCapture statistics\n")
+    assert sep, f"no statistics section in:\n{text[-2000:]}"
+    return head
+
+
+@pytest.mark.parametrize("workers", ["1", "4"])
+@pytest.mark.parametrize("capture", ["recorded_peers", "fresh_peers", "many_sessions"])
+def test_read_report_equals_the_report_of_its_records(capture, workers, request, mailtls_bin,
+                                                      tmp_path):
+    """`mailtls read` folds its terminal report in the workers, in parts that the sink stage
+    merges; `mailtls report` folds the records one at a time. For the same records both must
+    print the same report (up to the run's statistics), and a read that writes no JSONL the same
+    as one that does."""
+    value = request.getfixturevalue(capture)
+    pcap = getattr(value, "pcap", value)
+    jsonl = tmp_path / "sessions.jsonl"
+    read = [str(mailtls_bin), "read", str(pcap), "--workers", workers, "--no-progress"]
+    texts = {}
+    for label, extra in (("with JSONL", ["--jsonl", str(jsonl)]), ("report only", [])):
+        proc = subprocess.run(read + extra, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        texts[label] = _until_statistics(proc.stdout)
+    records = sum(1 for line in jsonl.read_text().splitlines() if line.strip())
+    assert records > 0
+    if capture == "many_sessions":
+        assert records > 4096, f"{records} records: one worker would fold a single part"
+    from_records = _until_statistics(run_report(mailtls_bin, jsonl))
+    assert f"mailtls report: {records} sessions" in from_records
+    assert "%  TLSv1." in from_records, "no TLS session: little compared"
+    assert texts["with JSONL"] == from_records
+    assert texts["report only"] == from_records

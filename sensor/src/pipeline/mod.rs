@@ -22,6 +22,7 @@ use crate::capture::OfflineCapture;
 use crate::decode::{self, Skip, TunnelKind};
 use crate::flow::{Endpoint, FlowKey, FlowTable, FlowTableConfig};
 use crate::ports::PortSet;
+use crate::report::Summary;
 use crate::stats::{ReaderStats, RunStats, WorkerStats};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use mailtls_storage::SessionRecord;
@@ -56,10 +57,19 @@ pub enum Delivery {
     /// ClickHouse sink, the terminal summary, the live service's handshake histogram).
     #[default]
     Records,
-    /// Only their JSONL lines ([`SinkMsg::Jsonl`]), encoded by the worker that made them,
-    /// when JSONL is the only output (`--jsonl -`): the encoding runs on every worker in
-    /// parallel, and each record is freed by the thread that allocated it.
-    JsonlOnly,
+    /// What the records give, made by the worker that made them, when no sink needs the
+    /// records themselves (`mailtls read` without ClickHouse): their JSONL lines
+    /// ([`SinkMsg::Jsonl`]) when `jsonl`, and, when `summary`, the terminal summary of them,
+    /// folded in parts ([`SinkMsg::Summary`]). The work runs on every worker in parallel,
+    /// and each record is freed by the thread that allocated it: with the summary folded by
+    /// the sink stage, `mailtls read` of all-mail traffic took 0.37-0.40 s where the JSONL
+    /// alone took 0.31-0.33 s, and 0.54-0.66 s with a JSONL file as well.
+    InWorkers {
+        /// Encode each record as a JSONL line.
+        jsonl: bool,
+        /// Fold each record into the worker's part of the terminal summary.
+        summary: bool,
+    },
 }
 
 /// What the sink stage receives.
@@ -67,13 +77,16 @@ pub enum Delivery {
 pub enum SinkMsg {
     /// Finished sessions.
     Records(Vec<SessionRecord>),
-    /// Finished sessions as JSONL lines ([`Delivery::JsonlOnly`]).
+    /// Finished sessions as JSONL lines ([`Delivery::InWorkers`]).
     Jsonl {
         /// The lines, each ending in `\n`.
         lines: Vec<u8>,
         /// How many records they are.
         records: u64,
     },
+    /// The terminal summary of a worker's records since its previous part
+    /// ([`Delivery::InWorkers`]), to be merged ([`Summary::merge`]).
+    Summary(Box<Summary>),
     /// The pipeline's counters at a point in time (for `sensor_stats`).
     Stats(Box<StatsSnapshot>),
 }
@@ -310,6 +323,7 @@ fn worker_loop(
     }
     table.drain(&mut |r| out.push(r));
     out.flush();
+    out.send_summary();
     table.stats
 }
 
@@ -333,11 +347,16 @@ const BATCH_BYTES: usize = 32 * 1024;
 /// Most records in one message to the sink stage.
 const RECORDS_PER_MESSAGE: usize = 256;
 
-/// [`Delivery::JsonlOnly`]: the size of a message's line buffer, and the room left in it
+/// [`Delivery::InWorkers`]: the size of a message's line buffer, and the room left in it
 /// below which the lines are sent before the next record (records are 1-2 KB of JSON; a
 /// larger one grows the buffer, as it must).
 const LINES_CAPACITY: usize = 256 * 1024;
 const RECORD_ROOM: usize = 4096;
+
+/// [`Delivery::InWorkers`]: records a worker folds into its part of the summary before it
+/// sends the part. The parts bound the worker's memory (at most this many peers a table)
+/// and the sink's merging work (one entry a distinct peer of a part, not one a record).
+const SUMMARY_PART_RECORDS: u64 = 4096;
 
 /// A worker's outgoing records: sent in messages of at most [`RECORDS_PER_MESSAGE`] (a full
 /// message goes out at once, so an eviction wave or the final drain never holds more than
@@ -347,9 +366,11 @@ struct RecordOut {
     tx: Sender<SinkMsg>,
     delivery: Delivery,
     pending: Vec<SessionRecord>,
-    /// [`Delivery::JsonlOnly`]: the encoded lines of `encoded` records.
+    /// [`Delivery::InWorkers`] with `jsonl`: the encoded lines of `encoded` records.
     lines: Vec<u8>,
     encoded: u64,
+    /// [`Delivery::InWorkers`] with `summary`: the part folded since the last one was sent.
+    summary: Option<Summary>,
     connected: bool,
 }
 
@@ -360,10 +381,14 @@ impl RecordOut {
             delivery,
             pending: Vec::with_capacity(RECORDS_PER_MESSAGE),
             lines: match delivery {
-                Delivery::JsonlOnly => Vec::with_capacity(LINES_CAPACITY),
-                Delivery::Records => Vec::new(),
+                Delivery::InWorkers { jsonl: true, .. } => Vec::with_capacity(LINES_CAPACITY),
+                _ => Vec::new(),
             },
             encoded: 0,
+            summary: match delivery {
+                Delivery::InWorkers { summary: true, .. } => Some(Summary::default()),
+                _ => None,
+            },
             connected: true,
         }
     }
@@ -376,7 +401,16 @@ impl RecordOut {
                     self.flush();
                 }
             }
-            Delivery::JsonlOnly => {
+            Delivery::InWorkers { jsonl, .. } => {
+                if let Some(part) = self.summary.as_mut() {
+                    part.add(&r);
+                    if part.sessions() >= SUMMARY_PART_RECORDS {
+                        self.send_summary();
+                    }
+                }
+                if !jsonl {
+                    return;
+                }
                 // Hand the lines over before they would outgrow their buffer: growing it
                 // copies everything encoded so far (perf: 1,100 instructions a record).
                 if self.lines.capacity() - self.lines.len() < RECORD_ROOM {
@@ -390,6 +424,19 @@ impl RecordOut {
                 }
             }
         }
+    }
+
+    /// Sends the part of the summary folded so far, if it holds any record (when a part
+    /// is full, and once at the end: the report is printed only after the run).
+    fn send_summary(&mut self) {
+        let Some(part) = self.summary.as_mut() else {
+            return;
+        };
+        if part.sessions() == 0 || !self.connected {
+            return;
+        }
+        let part = Box::new(std::mem::take(part));
+        self.connected = self.tx.send(SinkMsg::Summary(part)).is_ok();
     }
 
     /// Sends what is pending; false once the sink stage is gone.

@@ -62,6 +62,40 @@ struct Peer {
     name: peer_name::PeerName,
 }
 
+impl Peer {
+    /// Folds in the aggregate of the same peer's further sessions.
+    fn absorb(&mut self, other: Peer) {
+        self.sessions += other.sessions;
+        if better_version(other.best_code, self.best_code) {
+            self.best_code = other.best_code;
+        }
+        self.name.absorb(&other.name);
+    }
+}
+
+/// Adds the counts of `from` into `into`, key by key.
+fn add_counts<K: Ord>(into: &mut BTreeMap<K, u64>, from: BTreeMap<K, u64>) {
+    for (k, n) in from {
+        *into.entry(k).or_default() += n;
+    }
+}
+
+/// [`add_counts`] for a peer table: a key new to a full table is left out, its count
+/// joining `untracked` (see [`tracked_sorted`]).
+fn add_tracked_counts<K: Ord>(
+    into: &mut BTreeMap<K, u64>,
+    from: BTreeMap<K, u64>,
+    untracked: &mut u64,
+) {
+    for (k, n) in from {
+        match tracked_sorted(into, k, untracked) {
+            Some(m) => *m += n,
+            // `tracked_sorted` counted one of the key's `n` sessions.
+            None => *untracked += n.saturating_sub(1),
+        }
+    }
+}
+
 /// Aggregates of a stream of records.
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -173,6 +207,40 @@ impl Summary {
             };
             *self.failed_by_alert.entry(why).or_default() += 1;
         }
+    }
+
+    /// Folds in `other`, a summary of further records: the result is the summary of both
+    /// sets of records, as if they had been added one by one (every aggregate is a sum, a
+    /// best version or a latest name, none depends on order). A peer `other` holds that is
+    /// new here while a table is full is left out like a new peer in [`Summary::add`]: its
+    /// sessions join the untracked count. Workers fold their own records and the sink stage
+    /// merges the parts, so records never cross threads for the report.
+    pub fn merge(&mut self, other: Summary) {
+        self.sessions += other.sessions;
+        self.untracked_peer_sessions += other.untracked_peer_sessions;
+        add_counts(&mut self.by_mode, other.by_mode);
+        add_counts(&mut self.by_outcome, other.by_outcome);
+        add_counts(&mut self.by_version, other.by_version);
+        add_counts(&mut self.failed_by_alert, other.failed_by_alert);
+        for (code, n) in other.by_cipher {
+            *self.by_cipher.entry(code).or_default() += n;
+        }
+        let untracked = &mut self.untracked_peer_sessions;
+        for (table, from) in [
+            (&mut self.clients, other.clients),
+            (&mut self.servers, other.servers),
+        ] {
+            for (ip, peer) in from {
+                let sessions = peer.sessions;
+                match tracked(table, ip, untracked) {
+                    Some(p) => p.absorb(peer),
+                    // `tracked` counted one session of the left-out peer; it had this many.
+                    None => *untracked += sessions.saturating_sub(1),
+                }
+            }
+        }
+        add_tracked_counts(&mut self.refusals, other.refusals, untracked);
+        add_tracked_counts(&mut self.auth_clear, other.auth_clear, untracked);
     }
 
     /// Sessions folded so far.
@@ -466,5 +534,114 @@ mod tests {
         assert!(s
             .render("")
             .contains("10 sessions of further peers are counted above but not listed"));
+    }
+
+    /// Records that touch every table: clients and servers seen under several names and
+    /// versions, refusals, AUTH in clear, failed handshakes with and without an alert.
+    fn varied_records() -> Vec<SessionRecord> {
+        use mailtls_storage::{Mode, Outcome};
+        let names = ["a.test", "", "b.test", "c.test"];
+        (0..240u32)
+            .map(|i| {
+                let mut r = SessionRecord {
+                    ts_start: Timestamp(i64::from(i % 17) * 1_000),
+                    client_ip: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i % 11)),
+                    server_ip: IpAddr::V4(Ipv4Addr::from(0xc000_0200 + i % 5)),
+                    ehlo_host: names[(i % 4) as usize].to_string(),
+                    smtp_banner_host: names[(i % 3) as usize].to_string(),
+                    ..SessionRecord::default()
+                };
+                match i % 6 {
+                    0 | 1 => {
+                        r.mode = Mode::Starttls;
+                        r.outcome = Outcome::Tls;
+                        r.tls_client_version = 0x0303;
+                        r.tls_client_versions = if i % 4 == 0 { vec![0x0304] } else { vec![] };
+                        r.tls_version_code = [0x0301, 0x0303, 0x0304][(i % 3) as usize];
+                        r.tls_version = version_name(r.tls_version_code).into();
+                        if r.tls_version_code == 0x0301 {
+                            // Servers only ever at TLS 1.0, listed with their name.
+                            r.server_ip = IpAddr::V4(Ipv4Addr::from(0xc000_0300 + i / 6 % 2));
+                        }
+                        r.tls_cipher_code = [0x1301, 0xc02f, 0x000a][(i % 3) as usize];
+                    }
+                    2 => {
+                        r.outcome = Outcome::TlsFailed;
+                        r.tls_client_version = 0x0301;
+                        // Clients only ever offering TLS 1.0, listed with their name.
+                        r.client_ip = IpAddr::V4(Ipv4Addr::from(0x0a00_1000 + i / 6 % 3));
+                        if i % 4 == 0 {
+                            r.tls_alert = "handshake_failure".into();
+                            r.tls_alert_by = "server".into();
+                        }
+                    }
+                    3 => {
+                        r.outcome = Outcome::StarttlsRefused;
+                        r.starttls_requested = true;
+                        r.starttls_reply = [454, 502][(i / 6 % 2) as usize];
+                    }
+                    4 => {
+                        r.mode = Mode::Plaintext;
+                        r.auth_cleartext = true;
+                        r.auth_cleartext_mech = ["PLAIN", "LOGIN"][(i / 6 % 2) as usize].into();
+                    }
+                    _ => r.mode = Mode::Plaintext,
+                }
+                r
+            })
+            .collect()
+    }
+
+    #[test]
+    fn merged_parts_equal_one_fold_of_all_records() {
+        let records = varied_records();
+        let mut whole = Summary::default();
+        records.iter().for_each(|r| whole.add(r));
+        let expected = whole.render("");
+        assert!(expected.contains("replied 454") && expected.contains("AUTH PLAIN"));
+        assert!(expected.contains("handshake_failure (server)"));
+        assert!(expected.contains("10.0.16.0 ") && expected.contains("192.0.3.1 "));
+        // Parts as workers make them: records dealt out round-robin, in runs, or unevenly.
+        for parts in [1usize, 2, 3, 4, 7] {
+            for dealt in [false, true] {
+                let mut folded: Vec<Summary> = (0..parts).map(|_| Summary::default()).collect();
+                for (i, r) in records.iter().enumerate() {
+                    let part = if dealt {
+                        i % parts
+                    } else {
+                        i * parts / records.len()
+                    };
+                    folded[part].add(r);
+                }
+                let mut merged = Summary::default();
+                // Merged in reverse, so the later records' parts come first.
+                for s in folded.into_iter().rev() {
+                    merged.merge(s);
+                }
+                assert_eq!(merged.render(""), expected, "{parts} parts, dealt {dealt}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_merge_past_the_cap_counts_the_left_out_peers_sessions() {
+        let client = |i: u32| SessionRecord {
+            client_ip: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
+            tls_client_version: 0x0301,
+            ..SessionRecord::default()
+        };
+        let mut full = Summary::default();
+        (0..MAX_PEERS as u32).for_each(|i| full.add(&client(i)));
+        // A part with a tracked client (2 sessions) and two new ones (3 and 1 sessions).
+        let mut part = Summary::default();
+        for i in [0, 0, 1 << 20, 1 << 20, 1 << 20, (1 << 20) + 1] {
+            part.add(&client(i));
+        }
+        full.merge(part);
+        assert_eq!(full.clients.len(), MAX_PEERS);
+        assert_eq!(full.untracked_peer_sessions, 4);
+        assert_eq!(full.sessions, MAX_PEERS as u64 + 6);
+        let first = full.clients.get(&client(0).client_ip).map(|p| p.sessions);
+        assert_eq!(first, Some(3), "the tracked client's sessions are added");
     }
 }

@@ -33,6 +33,12 @@ impl PeerName {
         }
     }
 
+    /// Folds in the choice of another fold (over further sessions of the same peer): the
+    /// result is the choice over both sets of sessions.
+    pub fn absorb(&mut self, other: &PeerName) {
+        self.offer(&other.name, other.seen);
+    }
+
     /// The chosen name, empty when no session had one.
     pub fn as_str(&self) -> &str {
         &self.name
