@@ -161,6 +161,9 @@ def main():
         for w in workers:
             label = "mailtls read" + ("" if w == "default" else f" --workers {w}")
             tools.append((label, mailtls_cmd(path, w), a.runs, True))
+        # The default output (the terminal report, no JSONL): what `mailtls read CAPTURE` costs.
+        tools.append(("mailtls read, report only", [str(MAILTLS), "read", str(path), "--no-progress"],
+                      a.runs, False))
         if ndpi:
             tools.append(("ndpiReader -q", [ndpi, "-i", str(path), "-q"], a.runs, False))
         if tshark and (kind == "mail" or a.with_tshark):
