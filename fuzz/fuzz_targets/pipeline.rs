@@ -13,7 +13,8 @@
 //! record; the sink receives them all; the JSONL encoder writes every record exactly as
 //! serde_json does; and, when nothing was evicted, both runs give the same records (README:
 //! "the output is identical for any --workers"). The 1-worker run hands records to the
-//! sink, the 2-worker run JSONL lines encoded by the workers (`Delivery::JsonlOnly`).
+//! sink, the 2-worker run JSONL lines encoded by the workers and parts of the report they
+//! folded (`Delivery::InWorkers`), which must count every record.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -73,10 +74,13 @@ fn config(workers: usize, all_ports: bool, delivery: Delivery) -> PipelineConfig
     }
 }
 
-fn run(workers: usize, all_ports: bool, delivery: Delivery) -> (RunStats, Vec<String>) {
+/// One run: its counters, its records as JSON text (sorted), and the sessions counted by the
+/// parts of the report the workers folded.
+fn run(workers: usize, all_ports: bool, delivery: Delivery) -> (RunStats, Vec<String>, u64) {
     let stop = AtomicBool::new(false);
     let cfg = config(workers, all_ports, delivery);
     let mut got: Vec<String> = Vec::new();
+    let mut summarized = 0u64;
     let sink = |m: SinkMsg| match m {
         SinkMsg::Records(rs) => {
             for r in rs {
@@ -94,6 +98,7 @@ fn run(workers: usize, all_ports: bool, delivery: Delivery) -> (RunStats, Vec<St
             got.extend(text.lines().map(str::to_string));
             assert_eq!((got.len() - before) as u64, records, "one line per record");
         }
+        SinkMsg::Summary(part) => summarized += part.sessions(),
         SinkMsg::Stats(_) => {}
     };
     let (stats, _sink, warnings) = run_offline(&[capture_path().clone()], &cfg, sink, None, &stop);
@@ -101,7 +106,7 @@ fn run(workers: usize, all_ports: bool, delivery: Delivery) -> (RunStats, Vec<St
         assert!(!w.contains("panicked"), "{w}");
     }
     got.sort();
-    (stats, got)
+    (stats, got, summarized)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -123,8 +128,13 @@ fuzz_target!(|data: &[u8]| {
     mailtls_fuzz::write_file(capture_path(), &file);
     // One worker handing over records (each encoded here by serde_json and by the JSONL
     // encoder, which must agree), two workers handing over JSONL lines they encoded.
-    let (s1, r1) = run(1, all_ports, Delivery::Records);
-    let (s2, r2) = run(2, all_ports, Delivery::JsonlOnly);
+    let (s1, r1, _) = run(1, all_ports, Delivery::Records);
+    let in_workers = Delivery::InWorkers {
+        jsonl: true,
+        summary: true,
+    };
+    let (s2, r2, summarized) = run(2, all_ports, in_workers);
+    assert_eq!(summarized, s2.workers.records, "the report's parts count every record");
     for (s, r) in [(&s1, &r1), (&s2, &r2)] {
         assert_eq!(s.workers.records, s.workers.flows, "one record per flow");
         assert_eq!(r.len() as u64, s.workers.records, "sink got every record");
