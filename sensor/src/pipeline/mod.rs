@@ -61,9 +61,10 @@ pub enum Delivery {
     /// records themselves (`mailtls read` without ClickHouse): their JSONL lines
     /// ([`SinkMsg::Jsonl`]) when `jsonl`, and, when `summary`, the terminal summary of them,
     /// folded in parts ([`SinkMsg::Summary`]). The work runs on every worker in parallel,
-    /// and each record is freed by the thread that allocated it: with the summary folded by
-    /// the sink stage, `mailtls read` of all-mail traffic took 0.37-0.40 s where the JSONL
-    /// alone took 0.31-0.33 s, and 0.54-0.66 s with a JSONL file as well.
+    /// and each record is freed by the thread that allocated it. With the summary folded and
+    /// the JSONL file encoded by the sink stage alone, `mailtls read` of all-mail 200 MB took
+    /// 268 ms (medians of 21 runs in turn), 419 ms with a JSONL file; now 246 and 367 ms,
+    /// as fast as `--jsonl -` (245 ms) save for the kernel's writing of the file.
     InWorkers {
         /// Encode each record as a JSONL line.
         jsonl: bool,
@@ -346,8 +347,10 @@ const BATCH_BYTES: usize = 32 * 1024;
 /// only messages, as each holds at most [`RECORDS_PER_MESSAGE`] records (or
 /// [`LINES_CAPACITY`] bytes of lines). With 64, a slower sink (ClickHouse: the server shares
 /// the machine) kept 16,384 records, some 32 MB, waiting here at all times: peak RSS of an
-/// all-mail 2 GB capture into ClickHouse 170 MB, 106 MB with 8 here and in the ClickHouse
-/// queue. 16 still covers a second of records at full speed on two cores.
+/// all-mail 2 GB capture into ClickHouse 165-170 MB, 119-121 MB with 16 here and in the
+/// ClickHouse queue, in the same time. The queue only smooths the hand-over: a sink slower
+/// than the workers on average blocks them whatever its length (ClickHouse has its spool
+/// for that), and the JSONL and report runs were as fast with 16.
 const SINK_QUEUE: usize = 16;
 
 /// Most records in one message to the sink stage.
