@@ -88,10 +88,8 @@ fn add_tracked_counts<K: Ord>(
     untracked: &mut u64,
 ) {
     for (k, n) in from {
-        match tracked_sorted(into, k, untracked) {
-            Some(m) => *m += n,
-            // `tracked_sorted` counted one of the key's `n` sessions.
-            None => *untracked += n.saturating_sub(1),
+        if let Some(m) = tracked_sorted(into, k, n, untracked) {
+            *m += n;
         }
     }
 }
@@ -121,26 +119,30 @@ pub struct Summary {
 /// counted everywhere else, and the report says how many were left out of the peer lists.
 pub const MAX_PEERS: usize = 65_536;
 
-/// The entry of `key` in `map`, unless the map is full and does not hold it yet.
+/// The entry of `key` in `map`, unless the map is full and does not hold it yet; then the
+/// key's `sessions` are counted in `untracked`.
 fn tracked<'m, K: std::hash::Hash + Eq, V: Default>(
     map: &'m mut HashMap<K, V>,
     key: K,
+    sessions: u64,
     untracked: &mut u64,
 ) -> Option<&'m mut V> {
     if map.len() >= MAX_PEERS && !map.contains_key(&key) {
-        *untracked += 1;
+        *untracked += sessions;
         return None;
     }
     Some(map.entry(key).or_default())
 }
 
+/// [`tracked`] for an ordered table.
 fn tracked_sorted<'m, K: Ord, V: Default>(
     map: &'m mut BTreeMap<K, V>,
     key: K,
+    sessions: u64,
     untracked: &mut u64,
 ) -> Option<&'m mut V> {
     if map.len() >= MAX_PEERS && !map.contains_key(&key) {
-        *untracked += 1;
+        *untracked += sessions;
         return None;
     }
     Some(map.entry(key).or_default())
@@ -161,6 +163,7 @@ impl Summary {
             if let Some(p) = tracked(
                 &mut self.clients,
                 r.client_ip,
+                1,
                 &mut self.untracked_peer_sessions,
             ) {
                 p.sessions += 1;
@@ -174,6 +177,7 @@ impl Summary {
             if let Some(p) = tracked(
                 &mut self.servers,
                 r.server_ip,
+                1,
                 &mut self.untracked_peer_sessions,
             ) {
                 p.sessions += 1;
@@ -185,17 +189,23 @@ impl Summary {
         }
         if r.starttls_requested && r.starttls_reply != 0 && r.starttls_reply != 220 {
             let key = (r.server_ip, r.starttls_reply);
-            if let Some(n) =
-                tracked_sorted(&mut self.refusals, key, &mut self.untracked_peer_sessions)
-            {
+            if let Some(n) = tracked_sorted(
+                &mut self.refusals,
+                key,
+                1,
+                &mut self.untracked_peer_sessions,
+            ) {
                 *n += 1;
             }
         }
         if r.auth_cleartext {
             let key = (r.client_ip, r.server_ip, r.auth_cleartext_mech.clone());
-            if let Some(n) =
-                tracked_sorted(&mut self.auth_clear, key, &mut self.untracked_peer_sessions)
-            {
+            if let Some(n) = tracked_sorted(
+                &mut self.auth_clear,
+                key,
+                1,
+                &mut self.untracked_peer_sessions,
+            ) {
                 *n += 1;
             }
         }
@@ -231,11 +241,8 @@ impl Summary {
             (&mut self.servers, other.servers),
         ] {
             for (ip, peer) in from {
-                let sessions = peer.sessions;
-                match tracked(table, ip, untracked) {
-                    Some(p) => p.absorb(peer),
-                    // `tracked` counted one session of the left-out peer; it had this many.
-                    None => *untracked += sessions.saturating_sub(1),
+                if let Some(p) = tracked(table, ip, peer.sessions, untracked) {
+                    p.absorb(peer);
                 }
             }
         }
